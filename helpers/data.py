@@ -1,0 +1,402 @@
+"""Datasets: tf_flowers (tfds or a local ``flower_photos`` folder), splits and tf.data pipelines.
+
+Both sources end in the same place: a uint8 array of square images, integer labels,
+the class names in label order and one identifier per image (the file path, or the
+tfds key). A seeded, stratified split then feeds ``make_dataset``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR_ENV = "EARLY_EXIT_DATA_DIR"
+"""Environment variable naming a local ``flower_photos``-style folder."""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+DEFAULT_SPLIT = (0.70, 0.15, 0.15)
+PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+class DataError(ValueError):
+    """Raised for data that cannot be used, with a message that says how to fix it."""
+
+
+@dataclasses.dataclass
+class ImageSet:
+    """Decoded images and their labels.
+
+    Attributes:
+        images: uint8 array ``(N, size, size, 3)``.
+        labels: int32 array ``(N,)``, indices into ``class_names``.
+        class_names: class names in label order.
+        ids: one identifier per image (file path relative to the data folder, or tfds key).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: np.ndarray) -> ImageSet:
+        """Return the images at ``indices`` (in that order)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return ImageSet(
+            self.images[indices],
+            self.labels[indices],
+            list(self.class_names),
+            [self.ids[i] for i in indices],
+        )
+
+    def class_counts(self) -> dict[str, int]:
+        """Number of images per class name."""
+        counts = np.bincount(self.labels, minlength=len(self.class_names))
+        return {name: int(c) for name, c in zip(self.class_names, counts, strict=True)}
+
+
+@dataclasses.dataclass
+class Splits:
+    """A train/validation/test split of one ``ImageSet``; ``seed`` made it."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    seed: int
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
+
+    def fingerprint(self) -> str:
+        """Short hash of the three id lists: equal fingerprints mean identical splits."""
+        h = hashlib.sha256()
+        for part in (self.train, self.val, self.test):
+            h.update("\n".join(part.ids).encode())
+            h.update(b"\x00")
+        return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def find_image_files(folder: str | os.PathLike) -> tuple[list[Path], np.ndarray, list[str]]:
+    """List the images of a ``<class>/<image>`` folder.
+
+    Args:
+        folder: a folder with one sub-folder per class (like ``flower_photos``).
+
+    Returns:
+        ``(files, labels, class_names)``: files sorted by class then name, int32 labels,
+        class names sorted alphabetically (the label order of tfds ``tf_flowers``).
+
+    Raises:
+        DataError: the folder is missing, has no class folders, has fewer than two
+            classes, or a class folder holds no image files.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            f"data folder {root} does not exist; expected one folder per class "
+            f"(like flower_photos/<class>/*.jpg)"
+        )
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"no class folders under {root}; expected one folder per class")
+    if len(class_dirs) < 2:
+        raise DataError(
+            f"only one class folder ({class_dirs[0].name}) under {root}; "
+            "a classifier needs at least two classes"
+        )
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, class_dir in enumerate(class_dirs):
+        images = sorted(
+            p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not images:
+            raise DataError(
+                f"class folder {class_dir} holds no images "
+                f"(looked for {', '.join(IMAGE_SUFFIXES)})"
+            )
+        files.extend(images)
+        labels.extend([label] * len(images))
+    return files, np.asarray(labels, dtype=np.int32), [d.name for d in class_dirs]
+
+
+def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
+    """Decode one image file to a ``(size, size, 3)`` uint8 RGB array.
+
+    Grayscale, palette, RGBA and CMYK images are converted to RGB; the image is
+    resized (not cropped) to a square with an antialiasing filter.
+
+    Raises:
+        DataError: the file is empty or not a readable image (the message names it).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is an empty file (0 bytes); delete it or replace it")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+            return np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path} is not a readable image ({err}); delete it or replace it") from err
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="img", mininterval=1.0)
+
+
+def load_folder(
+    folder: str | os.PathLike, image_size: int = 96, progress: bool = True
+) -> ImageSet:
+    """Decode every image of a ``<class>/<image>`` folder (see ``find_image_files``).
+
+    Args:
+        folder: the dataset folder.
+        image_size: side of the square the images are resized to.
+        progress: show a progress bar while decoding.
+    """
+    files, labels, class_names = find_image_files(folder)
+    images = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
+    for i, path in enumerate(_progress(files, len(files), "decoding images", progress)):
+        images[i] = load_image(path, image_size)
+    root = Path(folder)
+    ids = [str(p.relative_to(root)) for p in files]
+    return ImageSet(images, labels, class_names, ids)
+
+
+def load_tfds_flowers(
+    image_size: int = 96, data_dir: str | os.PathLike | None = None, progress: bool = True
+) -> ImageSet:
+    """Download (once) and decode tf_flowers with tensorflow-datasets.
+
+    Args:
+        image_size: side of the square the images are resized to.
+        data_dir: where tfds keeps its files; default ``data/tfds`` in the project.
+        progress: show a progress bar while decoding.
+
+    Raises:
+        DataError: the download failed (for example, no network); the message says
+            how to use a local copy instead.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    data_dir = Path(data_dir) if data_dir else PROJECT_DATA_DIR / "tfds"
+    try:
+        ds, info = tfds.load(
+            "tf_flowers", split="train", data_dir=str(data_dir), with_info=True,
+            as_supervised=False, shuffle_files=False,
+        )
+    except Exception as err:  # tfds raises many kinds of network and checksum errors
+        raise DataError(
+            f"could not load tf_flowers with tensorflow-datasets ({type(err).__name__}: {err}). "
+            f"Without network access, download flower_photos.tgz elsewhere, unpack it and "
+            f"set {DATA_DIR_ENV}=/path/to/flower_photos (one folder per class)."
+        ) from err
+    class_names = list(info.features["label"].names)
+    n = info.splits["train"].num_examples
+    images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
+    labels = np.empty((n,), dtype=np.int32)
+    ids = []
+    for i, ex in enumerate(_progress(tfds.as_numpy(ds), n, "decoding tf_flowers", progress)):
+        img = tf.image.resize(ex["image"], (image_size, image_size), antialias=True)
+        images[i] = np.clip(np.round(img.numpy()), 0, 255).astype(np.uint8)
+        labels[i] = ex["label"]
+        ids.append(ex["image/filename"].decode())
+    order = np.argsort(ids)  # a stable order that does not depend on tfds' shuffling
+    return ImageSet(images, labels, class_names, ids).subset(order)
+
+
+def load_flowers(
+    source: str | os.PathLike | None = None, image_size: int = 96, progress: bool = True
+) -> ImageSet:
+    """Load tf_flowers from a local folder or through tensorflow-datasets.
+
+    Args:
+        source: a ``flower_photos``-style folder, or ``"tfds"``. ``None`` reads the
+            ``EARLY_EXIT_DATA_DIR`` environment variable and falls back to tfds.
+        image_size: side of the square the images are resized to.
+        progress: show a progress bar while decoding.
+    """
+    if source is None:
+        source = os.environ.get(DATA_DIR_ENV) or "tfds"
+    if str(source) == "tfds":
+        return load_tfds_flowers(image_size, progress=progress)
+    return load_folder(source, image_size, progress=progress)
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def stratified_split_indices(
+    labels: np.ndarray, fractions: Sequence[float] = DEFAULT_SPLIT, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded stratified split of ``range(len(labels))`` into train/val/test indices.
+
+    Each class is shuffled with ``seed`` and cut by ``fractions`` (rounded), so every
+    split keeps the class balance. The same labels and seed give the same indices.
+
+    Raises:
+        DataError: fractions are not three non-negative numbers summing to 1, or a
+            class is too small to appear in every non-empty split.
+    """
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise DataError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        n_val = int(round(fractions[1] * len(idx)))
+        n_test = int(round(fractions[2] * len(idx)))
+        n_train = len(idx) - n_val - n_test
+        for k, n in enumerate((n_train, n_val, n_test)):
+            if fractions[k] > 0 and n == 0:
+                raise DataError(
+                    f"class {c} has only {len(idx)} images: too few for a {fractions} split"
+                )
+        parts[0].append(idx[:n_train])
+        parts[1].append(idx[n_train:n_train + n_val])
+        parts[2].append(idx[n_train + n_val:])
+    return tuple(np.sort(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
+
+
+def split_dataset(
+    data: ImageSet, fractions: Sequence[float] = DEFAULT_SPLIT, seed: int = 0
+) -> Splits:
+    """Split an ``ImageSet`` into train/validation/test (see ``stratified_split_indices``)."""
+    if len(data.class_names) < 2:
+        raise DataError("a classifier needs at least two classes")
+    tr, va, te = stratified_split_indices(data.labels, fractions, seed)
+    return Splits(data.subset(tr), data.subset(va), data.subset(te), seed)
+
+
+def shrink(data: ImageSet, per_class: int, seed: int = 0) -> ImageSet:
+    """At most ``per_class`` images of each class (seeded): for quick runs."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in range(len(data.class_names)):
+        idx = np.flatnonzero(data.labels == c)
+        keep.append(np.sort(rng.permutation(idx)[:per_class]))
+    return data.subset(np.concatenate(keep))
+
+
+def synthetic_images(
+    n_per_class: int = 8, num_classes: int = 3, image_size: int = 16, seed: int = 0
+) -> ImageSet:
+    """Small learnable data: class ``c`` is noise around a class-specific colour.
+
+    Used by tests and quick demos on machines with no data at all.
+    """
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(30, 226, size=(num_classes, 3))
+    labels = np.repeat(np.arange(num_classes, dtype=np.int32), n_per_class)
+    noise = rng.normal(0, 20, size=(len(labels), image_size, image_size, 3))
+    images = np.clip(colours[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+    names = [f"class_{c}" for c in range(num_classes)]
+    return ImageSet(images, labels, names, [f"synthetic/{i:05d}" for i in range(len(labels))])
+
+
+
+def write_image_folder(
+    data: ImageSet, folder: str | os.PathLike, class_names: Sequence[str] | None = None
+) -> Path:
+    """Write images as JPEG files in ``<folder>/<class>/<n>.jpg`` (the ``flower_photos`` layout).
+
+    Args:
+        data: the images.
+        folder: where to write (created if needed).
+        class_names: folder names to use instead of ``data.class_names``.
+
+    Returns:
+        ``folder`` as a ``Path``.
+    """
+    from PIL import Image
+
+    root = Path(folder)
+    names = list(class_names or data.class_names)
+    for i, (image, label) in enumerate(zip(data.images, data.labels, strict=True)):
+        class_dir = root / names[label]
+        class_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(class_dir / f"{i:05d}.jpg", quality=95)
+    return root
+
+# --------------------------------------------------------------------------- tf.data
+
+
+def augmenter(seed: int = 0):
+    """The training augmentation: random horizontal flip, small zoom and shift, contrast.
+
+    Returns a Keras ``Sequential`` of preprocessing layers, applied in the input
+    pipeline (not in the model), seeded for reproducibility.
+    """
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal", seed=seed),
+            layers.RandomZoom((-0.15, 0.15), seed=seed + 1, fill_mode="reflect"),
+            layers.RandomTranslation(0.1, 0.1, seed=seed + 2, fill_mode="reflect"),
+            layers.RandomContrast(0.2, seed=seed + 3),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(
+    data: ImageSet,
+    batch_size: int = 64,
+    training: bool = False,
+    output_names: Sequence[str] | None = None,
+    seed: int = 0,
+):
+    """A batched ``tf.data.Dataset`` of ``(uint8 images, labels)``.
+
+    Args:
+        data: the images.
+        batch_size: batch size.
+        training: shuffle every epoch (seeded) and apply ``augmenter``.
+        output_names: for a model with several outputs, the labels become a dict
+            ``{name: labels}`` with one entry per output, as ``model.fit`` expects.
+        seed: seed of the shuffle and the augmentation.
+    """
+    import tensorflow as tf
+
+    if len(data) == 0:
+        raise DataError("cannot make a dataset from zero images")
+    ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
+    if training:
+        ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training:
+        aug = augmenter(seed)
+
+        def _augment(x, y):
+            x = aug(tf.cast(x, tf.float32), training=True)
+            return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8), y
+
+        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if output_names is not None and len(output_names) > 1:
+        names = list(output_names)
+        ds = ds.map(lambda x, y: (x, {n: y for n in names}))
+    return ds.prefetch(tf.data.AUTOTUNE)
+

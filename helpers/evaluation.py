@@ -1,0 +1,222 @@
+"""Evaluation of a multi-exit model: per-exit accuracy, threshold sweeps, choosing tau.
+
+Everything here works on the logits of *all* exits, collected once per split
+(``collect_logits``), so a sweep over a hundred thresholds costs no extra
+inference. The real early-exit engine (``helpers.inference``) produces the same
+exits and predictions without computing the layers a sample no longer needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from helpers.policies import ExitRule, check_threshold, entropy_exit, first_exit, leave_mask
+
+DEFAULT_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 41), 4)
+
+
+def collect_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Logits of every exit for a labelled dataset.
+
+    Args:
+        model: a model returning one logits tensor per exit (a single tensor for a
+            plain model is accepted).
+        dataset: a ``tf.data.Dataset`` of ``(images, labels)`` batches (labels may
+            be a dict of identical labels, as for training).
+
+    Returns:
+        ``(logits, labels)``: float32 ``(N, E, K)`` and int ``(N,)``.
+    """
+    xs, ys = [], []
+    for x, y in dataset:
+        if isinstance(y, dict):
+            y = next(iter(y.values()))
+        out = model(x, training=False)
+        out = out if isinstance(out, (list, tuple)) else [out]
+        xs.append(np.stack([np.asarray(o, dtype=np.float32) for o in out], axis=1))
+        ys.append(np.asarray(y))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def exit_accuracies(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Top-1 accuracy of each exit, ``(E,)``."""
+    return (np.asarray(logits).argmax(-1) == np.asarray(labels)[:, None]).mean(axis=0)
+
+
+def evaluate_threshold(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    costs: Sequence[float],
+    threshold: float,
+    rule: ExitRule = entropy_exit,
+) -> dict:
+    """Early-exit outcome at one threshold.
+
+    Args:
+        logits: ``(N, E, K)`` logits of all exits.
+        labels: ``(N,)`` true labels.
+        costs: relative cost of reaching each exit (``helpers.cost.relative_costs``).
+        threshold: the exit rule's threshold.
+        rule: the exit rule.
+
+    Returns:
+        A dict with ``threshold``, ``accuracy``, ``relative_cost`` (mean over
+        samples), ``predicted_speedup`` (1 / relative cost), ``exit_fractions``
+        (list, one per exit), ``exit_index`` (0-based exit per sample) and
+        ``predictions``.
+    """
+    threshold = check_threshold(threshold)
+    logits = np.asarray(logits)
+    costs = np.asarray(costs, dtype=np.float64)
+    if costs.shape != (logits.shape[1],):
+        raise ValueError(f"need one cost per exit ({logits.shape[1]}), got {costs.shape}")
+    exit_index = first_exit(leave_mask(logits, threshold, rule))
+    predictions = logits[np.arange(len(logits)), exit_index].argmax(-1)
+    mean_cost = float(costs[exit_index].mean())
+    return {
+        "threshold": threshold,
+        "accuracy": float((predictions == labels).mean()),
+        "relative_cost": mean_cost,
+        "predicted_speedup": 1.0 / mean_cost,
+        "exit_fractions": np.bincount(exit_index, minlength=logits.shape[1]) / len(logits),
+        "exit_index": exit_index,
+        "predictions": predictions,
+    }
+
+
+def sweep(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    costs: Sequence[float],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    rule: ExitRule = entropy_exit,
+    exit_names: Sequence[str] | None = None,
+):
+    """``evaluate_threshold`` for every threshold, as a pandas DataFrame.
+
+    Columns: ``threshold``, ``accuracy``, ``relative_cost``, ``predicted_speedup``
+    and one ``frac_<exit>`` column per exit.
+    """
+    import pandas as pd
+
+    e = np.asarray(logits).shape[1]
+    names = list(exit_names) if exit_names else [f"exit_{j + 1}" for j in range(e)]
+    rows = []
+    for t in thresholds:
+        r = evaluate_threshold(logits, labels, costs, t, rule)
+        row = {k: r[k] for k in ("threshold", "accuracy", "relative_cost", "predicted_speedup")}
+        row |= {f"frac_{n}": f for n, f in zip(names, r["exit_fractions"], strict=True)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def choose_threshold(val_sweep, final_accuracy: float, tolerance: float = 0.01) -> float:
+    """The cheapest threshold whose validation accuracy is within ``tolerance`` of the final exit's.
+
+    Args:
+        val_sweep: a ``sweep`` DataFrame computed on the validation split.
+        final_accuracy: the final classifier's accuracy on the validation split.
+        tolerance: allowed accuracy drop (0.01 = one percentage point).
+
+    Returns:
+        The chosen threshold (ties on cost go to the most accurate, then the smallest).
+    """
+    ok = val_sweep[val_sweep["accuracy"] >= final_accuracy - tolerance - 1e-12]
+    if ok.empty:  # cannot happen when the sweep contains tau = 0, but be explicit
+        return 0.0
+    best = ok.sort_values(["relative_cost", "accuracy", "threshold"], ascending=[True, False, True])
+    return float(best.iloc[0]["threshold"])
+
+
+@dataclasses.dataclass
+class Analysis:
+    """Everything notebooks 03 and 04 need about one trained model, computed once.
+
+    Attributes:
+        name: model (experiment) name.
+        exit_names: output names, final last.
+        class_names: class names in label order.
+        costs: relative cost of reaching each exit, ``(E,)``.
+        val_logits, test_logits: ``(N, E, K)`` logits of every exit.
+        val_labels, test_labels: ``(N,)`` labels.
+        threshold: operating threshold tau*, chosen on the validation split.
+        tolerance: the accuracy drop (vs the final exit, on validation) allowed when choosing it.
+    """
+
+    name: str
+    exit_names: list[str]
+    class_names: list[str]
+    costs: np.ndarray
+    val_logits: np.ndarray
+    val_labels: np.ndarray
+    test_logits: np.ndarray
+    test_labels: np.ndarray
+    threshold: float
+    tolerance: float
+
+    def _split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        if split not in ("val", "test"):
+            raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+        return getattr(self, f"{split}_logits"), getattr(self, f"{split}_labels")
+
+    def exit_accuracy(self, split: str = "test") -> dict[str, float]:
+        """Accuracy of every exit on ``split``, by exit name."""
+        acc = exit_accuracies(*self._split(split))
+        return {n: float(a) for n, a in zip(self.exit_names, acc, strict=True)}
+
+    def sweep(self, split: str = "test", thresholds: Sequence[float] = DEFAULT_THRESHOLDS):
+        """``sweep`` on ``split``."""
+        return sweep(*self._split(split), self.costs, thresholds, exit_names=self.exit_names)
+
+    def at(self, threshold: float | None = None, split: str = "test") -> dict:
+        """``evaluate_threshold`` on ``split`` at ``threshold`` (default: the operating tau*)."""
+        t = self.threshold if threshold is None else threshold
+        return evaluate_threshold(*self._split(split), self.costs, t)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the arrays to ``analysis.npz`` and the rest to ``analysis.json`` in ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {k: getattr(self, k) for k in ("costs", "val_logits", "val_labels", "test_logits", "test_labels")}
+        np.savez_compressed(folder / "analysis.npz", **arrays)
+        meta = {k: getattr(self, k) for k in ("name", "exit_names", "class_names", "threshold", "tolerance")}
+        (folder / "analysis.json").write_text(json.dumps(meta, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> Analysis:
+        """Read what ``save`` wrote."""
+        folder = Path(folder)
+        meta = json.loads((folder / "analysis.json").read_text())
+        with np.load(folder / "analysis.npz") as arrays:
+            return cls(**meta, **{k: arrays[k] for k in arrays.files})
+
+
+def analyse(model, splits, name: str, tolerance: float = 0.01, batch_size: int = 128) -> Analysis:
+    """Collect every exit's logits on the validation and test splits and choose tau* on validation.
+
+    Args:
+        model: a trained multi-exit (or plain) model.
+        splits: the ``helpers.data.Splits`` the model was trained with.
+        name: a name for tables and legends.
+        tolerance: accuracy drop allowed at tau* (0.01 = 1 point), on validation.
+        batch_size: inference batch size.
+    """
+    from helpers.cost import relative_costs
+    from helpers.data import make_dataset
+
+    val_logits, val_labels = collect_logits(model, make_dataset(splits.val, batch_size))
+    test_logits, test_labels = collect_logits(model, make_dataset(splits.test, batch_size))
+    costs = np.asarray(relative_costs(model))
+    final_val = float(exit_accuracies(val_logits, val_labels)[-1])
+    threshold = choose_threshold(sweep(val_logits, val_labels, costs), final_val, tolerance)
+    return Analysis(
+        name, list(model.output_names), list(splits.class_names), costs,
+        val_logits, val_labels, test_logits, test_labels, threshold, tolerance,
+    )

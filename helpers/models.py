@@ -1,0 +1,207 @@
+"""Backbones and exits: VGG11 with batch norm, exit heads, and multi-exit assembly.
+
+A multi-exit model here is a Keras functional model built from named sub-models:
+
+    images (uint8) -> preprocess -> block_1 -> block_2 -> ... -> block_B -> final
+                                        \\-> exit_1     \\-> exit_2
+
+``block_i`` are the backbone stages, ``exit_j`` the early-exit heads (each attached
+to the output of one block) and ``final`` the network's own classifier. Every
+output is a logits tensor named after its head, early exits first, ``final`` last.
+Keeping stages and heads as separate named layers is what lets ``helpers.cost``
+count the cost of each exit and ``helpers.inference`` run the network stage by
+stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+from keras import layers
+
+VGG11_BLOCKS: tuple[tuple[int, ...], ...] = ((64,), (128,), (256, 256), (512, 512), (512, 512))
+"""Filters of the conv layers in each of VGG11's five blocks (configuration "A")."""
+
+HEAD_KINDS = ("conv", "pool")
+
+
+def _scaled(filters: int, width: float) -> int:
+    return max(1, int(round(filters * width)))
+
+
+def vgg_block(index: int, in_shape: Sequence[int], filters: Sequence[int]) -> keras.Model:
+    """One VGG block: (3x3 conv, batch norm, ReLU) per entry of ``filters``, then 2x2 max-pool.
+
+    Args:
+        index: 1-based block number, used in the name ``block_{index}``.
+        in_shape: ``(H, W, C)`` of the block's input.
+        filters: output channels of each conv layer.
+    """
+    x = inp = keras.Input(tuple(in_shape), name=f"block_{index}_in")
+    for j, f in enumerate(filters, start=1):
+        # momentum 0.9 (Keras: 0.99): with ~35 steps per epoch on tf_flowers, the slower
+        # moving statistics lag far behind the weights and validation accuracy sits at chance.
+        x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{j}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{j}")(x)
+        x = layers.ReLU(name=f"relu{j}")(x)
+    x = layers.MaxPooling2D(2, name="pool")(x)
+    return keras.Model(inp, x, name=f"block_{index}")
+
+
+def exit_head(
+    name: str,
+    in_shape: Sequence[int],
+    num_classes: int,
+    kind: str = "conv",
+    conv_filters: int = 128,
+) -> keras.Model:
+    """A classifier head returning logits.
+
+    Args:
+        name: layer name, e.g. ``exit_1``.
+        in_shape: ``(H, W, C)`` of the feature map it reads.
+        num_classes: number of classes K.
+        kind: ``"conv"``, the earlier VGG11 course project's head (3x3 conv with
+            ``conv_filters`` filters, ReLU, global average pooling, dense), or
+            ``"pool"``, the cheap head (global average pooling, dense).
+        conv_filters: filters of the conv head.
+    """
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"unknown exit head kind {kind!r}; choose one of {HEAD_KINDS}")
+    x = inp = keras.Input(tuple(in_shape), name=f"{name}_in")
+    if kind == "conv":
+        x = layers.Conv2D(conv_filters, 3, padding="same", activation="relu", name="conv")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    # Logits in float32 even under a mixed-precision policy: softmax and entropy need the range.
+    x = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inp, x, name=name)
+
+
+def final_classifier(in_shape: Sequence[int], num_classes: int, dropout: float = 0.3) -> keras.Model:
+    """The network's own classifier: global average pooling, dropout, dense (logits)."""
+    x = inp = keras.Input(tuple(in_shape), name="final_in")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(num_classes, dtype="float32", name="logits")(x)
+    return keras.Model(inp, x, name="final")
+
+
+def assemble(
+    input_size: int,
+    preprocess: keras.layers.Layer,
+    blocks: Sequence[keras.Model],
+    exits_after: Sequence[int],
+    make_head: Callable[[str, Sequence[int]], keras.Model],
+    final: keras.Model,
+    name: str,
+) -> keras.Model:
+    """Chain ``blocks`` and attach a head after each block listed in ``exits_after``.
+
+    Args:
+        input_size: side of the square uint8 input images.
+        preprocess: layer mapping uint8 images to the first block's input.
+        blocks: backbone stages, applied in order.
+        exits_after: 1-based block numbers after which an early exit is attached
+            (sorted, unique); empty for a plain network.
+        make_head: ``make_head(name, in_shape)`` builds an exit head.
+        final: the final classifier, applied after the last block.
+        name: model name.
+    """
+    exits_after = list(exits_after)
+    if exits_after != sorted(set(exits_after)) or any(not 1 <= b <= len(blocks) for b in exits_after):
+        raise ValueError(
+            f"exits_after must be sorted, unique block numbers in 1..{len(blocks)}, got {exits_after}"
+        )
+    images = keras.Input((input_size, input_size, 3), dtype="uint8", name="images")
+    x = preprocess(images)
+    outputs = []
+    for b, block in enumerate(blocks, start=1):
+        x = block(x)
+        if b in exits_after:
+            head = make_head(f"exit_{len(outputs) + 1}", tuple(x.shape[1:]))
+            outputs.append(head(x))
+    outputs.append(final(x))
+    return keras.Model(images, outputs, name=name)
+
+
+def build_vgg11(
+    num_classes: int = 5,
+    input_size: int = 96,
+    width: float = 1.0,
+    head: str | None = "conv",
+    exits_after: Sequence[int] = (1, 2, 3, 4, 5),
+    head_filters: int = 128,
+    dropout: float = 0.3,
+    name: str | None = None,
+) -> keras.Model:
+    """VGG11 with batch normalisation, optionally with early exits.
+
+    Blocks of 64, 128, 2x256, 2x512, 2x512 filters (times ``width``), each ending
+    in a 2x2 max-pool; the model takes raw uint8 images and rescales them to [0, 1]
+    itself. Outputs are logits: ``exit_1`` ... ``exit_E`` then ``final``.
+
+    Args:
+        num_classes: number of classes K.
+        input_size: side of the square input; must be divisible by 32.
+        width: multiplier of every block's filters (the heads keep ``head_filters``
+            times ``width``).
+        head: ``"conv"`` (the earlier course project's head), ``"pool"`` (cheap
+            head) or ``None`` for the plain VGG11 with only the final classifier.
+        exits_after: block numbers (1..5) that get an exit; default all five.
+        head_filters: filters of the conv head before ``width`` scaling.
+        dropout: dropout rate before the final classifier's dense layer.
+        name: model name; default ``vgg11_plain`` or ``vgg11_{head}_exits``.
+    """
+    if input_size % 32:
+        raise ValueError(f"input_size must be divisible by 32 (five 2x2 max-pools), got {input_size}")
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    if head is None:
+        exits_after = ()
+    elif head not in HEAD_KINDS:
+        raise ValueError(f"unknown exit head kind {head!r}; choose one of {HEAD_KINDS} or None")
+    blocks = []
+    shape = (input_size, input_size, 3)
+    for i, filters in enumerate(VGG11_BLOCKS, start=1):
+        block = vgg_block(i, shape, [_scaled(f, width) for f in filters])
+        blocks.append(block)
+        shape = tuple(block.output.shape[1:])
+
+    def make_head(head_name: str, in_shape: Sequence[int]) -> keras.Model:
+        return exit_head(head_name, in_shape, num_classes, head, _scaled(head_filters, width))
+
+    return assemble(
+        input_size,
+        layers.Rescaling(1.0 / 255, name="preprocess"),
+        blocks,
+        exits_after,
+        make_head,
+        final_classifier(shape, num_classes, dropout),
+        name or ("vgg11_plain" if head is None else f"vgg11_{head}_exits"),
+    )
+
+
+def output_names(model: keras.Model) -> list[str]:
+    """Names of the model's outputs, in order (early exits first, ``final`` last)."""
+    return list(model.output_names)
+
+
+def block_names(model: keras.Model) -> list[str]:
+    """Names of the backbone stages ``block_1``, ``block_2``, ... in order."""
+    names = [layer.name for layer in model.layers if layer.name.startswith("block_")]
+    return sorted(names, key=lambda n: int(n.split("_")[1]))
+
+
+def exit_positions(model: keras.Model) -> dict[str, str]:
+    """For each output, the block after which its head is attached.
+
+    Found from the graph: the last block among the layers the output depends on.
+    """
+    blocks = block_names(model)
+    result = {}
+    for name, out in zip(output_names(model), model.outputs, strict=True):
+        used = {layer.name for layer in keras.Model(model.inputs, out).layers}
+        result[name] = [b for b in blocks if b in used][-1]
+    return result

@@ -1,0 +1,123 @@
+"""Run the numbered notebooks in order, headlessly, and record how long each took.
+
+    python -m helpers.notebooks            # every notebooks/NN_*.ipynb, in order
+    python -m helpers.notebooks 03 04      # only those whose name starts with 03 or 04
+
+Each notebook is executed in place (outputs kept, as students read them on
+GitHub), its per-cell execution timestamps are turned into a wall time, then
+stripped. The timings table in README.md (between the ``timings`` markers) is
+rewritten from those measurements (``helpers.report``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from helpers import report
+from helpers.paths import PROJECT_ROOT, quick_mode
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+def notebook_paths(prefixes: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks, sorted; only those starting with one of ``prefixes`` if given."""
+    paths = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if prefixes:
+        paths = [p for p in paths if any(p.name.startswith(x) for x in prefixes)]
+    return paths
+
+
+def notebook_seconds(nb) -> float | None:
+    """Wall time from the first cell's start to the last cell's end, from nbclient's timing metadata."""
+    starts, ends = [], []
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            starts.append(dt.datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00")))
+            ends.append(dt.datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00")))
+    if not starts:
+        return None
+    return (max(ends) - min(starts)).total_seconds()
+
+
+def strip_execution_metadata(nb) -> None:
+    """Remove per-cell timing metadata (outputs stay)."""
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)
+
+
+def execute(path: Path) -> float:
+    """Execute one notebook in place; return its wall time in seconds."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=None, kernel_name="python3", record_timing=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    start = time.perf_counter()
+    try:
+        client.execute()
+    finally:
+        seconds = notebook_seconds(nb) or (time.perf_counter() - start)
+        strip_execution_metadata(nb)
+        nbformat.write(nb, path)
+    return seconds
+
+
+def timings_table(timings: dict[str, float]) -> str:
+    """A Markdown table of notebook wall times, with the machine it ran on."""
+    machine = f"{os.cpu_count()} CPU cores, {platform.machine()}, no GPU"
+    lines = [
+        f"Measured by `python -m helpers.notebooks` on {dt.date.today().isoformat()} ({machine}):",
+        "",
+        "| notebook | wall time |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {seconds / 60:.1f} min |" for name, seconds in timings.items()]
+    return "\n".join(lines)
+
+
+def update_readme(timings: dict[str, float]) -> None:
+    """Merge ``timings`` into README's timings table (rows of notebooks not run are kept)."""
+    merged = {}
+    for line in report.read_section("timings").splitlines():
+        if line.startswith("| `"):
+            name, cell = line.split("`")[1], line.split("|")[2]
+            merged[name] = float(cell.split()[0]) * 60
+    report.replace_section("timings", timings_table(dict(sorted((merged | timings).items()))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("prefixes", nargs="*", help="run only notebooks whose name starts with these, e.g. 03")
+    parser.add_argument("--no-readme", action="store_true", help="do not update README's timings table")
+    args = parser.parse_args(argv)
+    paths = notebook_paths(args.prefixes)
+    if not paths:
+        print(f"error: no notebook matches {args.prefixes} in {NOTEBOOKS_DIR}", file=sys.stderr)
+        return 2
+    timings = {}
+    for path in paths:
+        print(f"running {path.name} ...", flush=True)
+        try:
+            timings[path.name] = execute(path)
+        except Exception as err:  # nbclient's CellExecutionError carries the cell's traceback
+            print(f"error: {path.name} failed:\n{err}", file=sys.stderr)
+            return 1
+        print(f"  done in {timings[path.name] / 60:.1f} min", flush=True)
+    if not quick_mode() and not args.no_readme:
+        update_readme(timings)
+        print("README.md timings updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Generated parts of README.md: tables written by code from measured results, never by hand.
+
+A generated section sits between ``<!-- KEY:start -->`` and ``<!-- KEY:end -->``
+markers; ``replace_section`` rewrites what is between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from helpers.paths import PROJECT_ROOT
+
+README = PROJECT_ROOT / "README.md"
+
+
+def replace_section(key: str, text: str, readme: Path = README) -> None:
+    """Put ``text`` between the ``key`` markers of ``readme``.
+
+    Raises:
+        ValueError: the markers are missing.
+    """
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    content = readme.read_text()
+    if start not in content or end not in content:
+        raise ValueError(f"{readme} has no {start} ... {end} section")
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{text.strip()}\n{end}{tail}")
+
+
+def read_section(key: str, readme: Path = README) -> str:
+    """The text between the ``key`` markers ('' if there are none)."""
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    content = readme.read_text()
+    if start not in content or end not in content:
+        return ""
+    return content.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def results_table(analyses: Mapping[str, object], plain: str) -> str:
+    """Markdown table of test-split results for ``helpers.evaluation.Analysis`` objects.
+
+    Args:
+        analyses: name -> Analysis, multi-exit models and the plain baseline.
+        plain: the name of the plain baseline among them.
+    """
+    lines = [
+        "| model | final-exit accuracy | tau* (chosen on val) | early-exit accuracy | relative cost (heads included) | predicted speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, a in analyses.items():
+        final = a.exit_accuracy("test")["final"]
+        if name == plain:
+            lines.append(f"| `{name}` | {final:.1%} | – | – | 1.00 | 1.00× |")
+            continue
+        at = a.at(split="test")
+        lines.append(
+            f"| `{name}` | {final:.1%} | {a.threshold:.3f} | {at['accuracy']:.1%} | "
+            f"{at['relative_cost']:.2f} | {at['predicted_speedup']:.2f}× |"
+        )
+    n = len(next(iter(analyses.values())).test_labels)
+    lines.append("")
+    lines.append(f"Test split: {n} images never used for training or for choosing tau*.")
+    return "\n".join(lines)

@@ -1,0 +1,320 @@
+"""Training: one function for the notebooks, and the headless command.
+
+    python -m helpers.train --experiment flowers-vgg11-lambda1 --out runs/flowers-vgg11-lambda1
+
+Each run directory holds ``config.json`` (experiment, seed, precision, split),
+``split.json`` (the image ids of each split), ``history.csv`` (one row per epoch)
+and, once training has finished, ``model.keras``. While training, ``backup/``
+holds the last completed epoch: start the same command again after an
+interruption (even ``kill -9``) and it resumes there. The model file is written
+to a temporary name and renamed, so a crash never leaves half a model behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from helpers import data as data_lib
+from helpers.experiments import EXPERIMENTS, Experiment, get_experiment
+from helpers.losses import compile_multi_exit
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "tpu", "multiworker")
+MODEL_FILE = "model.keras"
+
+
+def default_precision() -> str:
+    """``mixed_bfloat16`` on a CPU with bfloat16 instructions (AVX512-BF16 or AMX) or a TPU,
+    ``mixed_float16`` on a GPU, ``float32`` otherwise (where bfloat16 is emulated and slow)."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("TPU"):
+        return "mixed_bfloat16"
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+def get_strategy(name: str = "default"):
+    """The ``tf.distribute`` strategy called ``name``.
+
+    ``default``: one device; ``mirrored``: every local GPU (or CPU device);
+    ``tpu``: the TPU of a Colab or Cloud TPU runtime; ``multiworker``: workers
+    described by the ``TF_CONFIG`` environment variable.
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A finished training run: the model, its per-epoch history and its configuration."""
+
+    model: keras.Model
+    history: pd.DataFrame
+    config: dict
+    out_dir: Path
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    """Adds the wall time of each epoch, in seconds, to the logs as ``seconds``."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["seconds"] = time.perf_counter() - self._start
+
+
+def read_history(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """The per-epoch history of a run (the last row wins if an epoch was logged twice)."""
+    path = Path(out_dir) / "history.csv"
+    if not path.exists():
+        return pd.DataFrame()
+    history = pd.read_csv(path)
+    return history.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+
+
+def load_run(out_dir: str | os.PathLike) -> TrainedRun:
+    """Load a finished run written by ``train``.
+
+    Raises:
+        FileNotFoundError: there is no finished model in ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    model_path = out_dir / MODEL_FILE
+    if not model_path.exists():
+        raise FileNotFoundError(
+            f"no trained model in {out_dir} (expected {MODEL_FILE}); train it first, e.g. "
+            f"python -m helpers.train --experiment NAME --out {out_dir}"
+        )
+    config = json.loads((out_dir / "config.json").read_text())
+    model = keras.models.load_model(model_path, compile=False)
+    return TrainedRun(model, read_history(out_dir), config, out_dir)
+
+
+def _schedule(exp: Experiment, steps_per_epoch: int, epochs: int):
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(steps_per_epoch, total // 4)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=exp.learning_rate / 10 if warmup else exp.learning_rate,
+        decay_steps=max(1, total - warmup),
+        warmup_target=exp.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def prepare_splits(
+    exp: Experiment, source: str | os.PathLike | None = None, quick: bool = False, progress: bool = True
+) -> data_lib.Splits:
+    """Load the experiment's dataset at its image size and split it with its split seed."""
+    if exp.dataset != "flowers":
+        raise ValueError(f"unknown dataset {exp.dataset!r} in experiment {exp.name}")
+    images = data_lib.load_flowers(source, exp.image_size, progress=progress)
+    if quick:
+        images = data_lib.shrink(images, exp.quick_per_class, seed=exp.split_seed)
+    return data_lib.split_dataset(images, seed=exp.split_seed)
+
+
+def train(
+    experiment: Experiment | str,
+    out_dir: str | os.PathLike,
+    *,
+    splits: data_lib.Splits | None = None,
+    source: str | os.PathLike | None = None,
+    epochs: int | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    precision: str = "float32",
+    strategy: str = "default",
+    verbose: int | str = "auto",
+    overwrite: bool = False,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainedRun:
+    """Train one experiment into ``out_dir``, resuming an interrupted run.
+
+    Args:
+        experiment: an ``Experiment`` or the name of one.
+        out_dir: the run directory (created if needed).
+        splits: the data; by default loaded from ``source`` with the experiment's split.
+        source: data folder or ``"tfds"`` (see ``helpers.data.load_flowers``).
+        epochs: overrides the experiment's number of epochs.
+        quick: shrink the experiment and the data (``Experiment.quick``).
+        seed: seed of weights initialisation, shuffling and augmentation.
+        precision: Keras dtype policy: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``.
+        strategy: ``tf.distribute`` strategy name (see ``get_strategy``).
+        verbose: ``model.fit`` verbosity (1: progress bar, 2: one line per epoch).
+        overwrite: train again even if ``out_dir`` holds a finished run.
+        callbacks: extra Keras callbacks (for example ``EarlyStopping``).
+
+    Returns:
+        The finished run. If ``out_dir`` already holds a finished run of the same
+        configuration (and ``overwrite`` is false), it is loaded instead.
+
+    Raises:
+        ValueError: bad precision/strategy, or ``out_dir`` holds a run of another
+            configuration.
+    """
+    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    if quick:
+        exp = exp.quick()
+    if epochs is not None:
+        if epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {epochs}")
+        exp = dataclasses.replace(exp, epochs=int(epochs))
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+    out_dir = Path(out_dir)
+    wanted = {"experiment": exp.to_dict(), "seed": seed, "precision": precision, "quick": quick}
+    config_path = out_dir / "config.json"
+    if config_path.exists():
+        old = json.loads(config_path.read_text())
+        same = {k: old.get(k) for k in wanted} == json.loads(json.dumps(wanted))
+        if (out_dir / MODEL_FILE).exists() and same and not overwrite:
+            print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
+            return load_run(out_dir)
+        if not same and (out_dir / "backup").exists():
+            raise ValueError(
+                f"{out_dir} holds an unfinished run of another configuration; "
+                "choose another output folder or delete that one"
+            )
+    if overwrite or not (out_dir / "backup").exists():
+        (out_dir / "history.csv").unlink(missing_ok=True)
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return _fit(exp, out_dir, wanted, splits, source, quick, seed, strategy, verbose, callbacks)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _fit(exp, out_dir, wanted, splits, source, quick, seed, strategy_name, verbose, extra) -> TrainedRun:
+    if splits is None:
+        splits = prepare_splits(exp, source, quick)
+    strategy = get_strategy(strategy_name)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = exp.batch_size * replicas
+    num_classes = len(splits.class_names)
+    with strategy.scope():
+        model = exp.build_model(num_classes)
+        steps = int(np.ceil(len(splits.train) / global_batch))
+        optimizer = keras.optimizers.AdamW(_schedule(exp, steps, exp.epochs), weight_decay=exp.weight_decay)
+        compile_multi_exit(model, exp.loss_weights, optimizer)
+    names = list(model.output_names)
+    train_ds = data_lib.make_dataset(splits.train, global_batch, True, names, seed)
+    val_ds = data_lib.make_dataset(splits.val, global_batch, False, names)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = wanted | {
+        "name": exp.name,
+        "class_names": splits.class_names,
+        "split_seed": splits.seed,
+        "split_fingerprint": splits.fingerprint(),
+        "split_sizes": [len(splits.train), len(splits.val), len(splits.test)],
+        "strategy": strategy_name,
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "finished": False,
+    }
+    _write_json(out_dir / "config.json", config)
+    _write_json(out_dir / "split.json", {k: getattr(splits, k).ids for k in ("train", "val", "test")})
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), delete_checkpoint=False),
+        _EpochTimer(),
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+        *extra,
+    ]
+    start = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=exp.epochs, callbacks=callbacks,
+              verbose=verbose, shuffle=False)  # the dataset shuffles itself
+    partial = out_dir / f".partial-{os.getpid()}.keras"
+    model.save(partial)
+    os.replace(partial, out_dir / MODEL_FILE)
+    history = read_history(out_dir)
+    config |= {
+        "finished": True,
+        "train_seconds_last_session": round(time.perf_counter() - start, 1),
+        "train_seconds_total": round(float(history["seconds"].sum()), 1) if "seconds" in history else None,
+    }
+    _write_json(out_dir / "config.json", config)
+    shutil.rmtree(out_dir / "backup", ignore_errors=True)
+    return TrainedRun(model, history, config, out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m helpers.train --help``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.train",
+        description="Train a named experiment; run the same command again to resume after an interruption.",
+    )
+    parser.add_argument("--experiment", help="experiment name (see --list)")
+    parser.add_argument("--out", help="run directory for checkpoints, history and the model")
+    parser.add_argument("--data-dir", help=f"flower_photos-style folder (default: ${data_lib.DATA_DIR_ENV} or tfds)")
+    parser.add_argument("--epochs", type=int, help="override the experiment's epochs")
+    parser.add_argument("--quick", action="store_true", help="tiny images, few images, 2 epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default")
+    parser.add_argument("--overwrite", action="store_true", help="train again over a finished run")
+    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for exp in EXPERIMENTS.values():
+            print(f"{exp.name}\t{exp.dataset}\t{exp.description}")
+        return 0
+    if not args.experiment or not args.out:
+        parser.error("--experiment and --out are required (or --list)")
+    try:
+        run = train(
+            args.experiment, args.out, source=args.data_dir, epochs=args.epochs, quick=args.quick,
+            seed=args.seed, precision=args.precision, strategy=args.strategy, verbose=1,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    last = run.history.iloc[-1] if len(run.history) else {}
+    acc = last.get("val_final_accuracy", float("nan"))
+    print(f"finished {run.config['name']}: {len(run.history)} epochs, final val accuracy {acc:.3f}, model in {run.out_dir / MODEL_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
