@@ -1,0 +1,543 @@
+"""Plots for the lessons: data, training curves, exits, thresholds and the cost/accuracy trade-off.
+
+Every function returns a ``matplotlib.figure.Figure`` and leaves showing it to
+the caller (a notebook shows the figure a cell returns); ``save_fig`` writes it
+to ``figures/``. Nothing here changes matplotlib's global style: the styling is
+applied to each figure's own axes.
+
+Colours: exits are coloured by depth with a sequential colormap (``exit_palette``),
+the final classifier in black; models are coloured with a qualitative palette.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from helpers import paths
+
+RIGHT_COLOUR = "tab:green"
+WRONG_COLOUR = "tab:red"
+COST_LABEL = "relative cost (MACs / plain network, heads included)"
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+
+
+# --------------------------------------------------------------------------- shared styling
+
+
+def exit_palette(n: int, cmap: str = "viridis") -> list[tuple[float, float, float, float]]:
+    """Colours for ``n`` exits ordered by depth; the last one (the final classifier) is black.
+
+    Args:
+        n: number of exits, final classifier included.
+        cmap: a sequential matplotlib colormap for the early exits.
+
+    Returns:
+        ``n`` RGBA tuples.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one exit, got n={n}")
+    early = plt.get_cmap(cmap)(np.linspace(0.15, 0.85, n - 1)) if n > 1 else []
+    return [tuple(float(v) for v in c) for c in early] + [(0.0, 0.0, 0.0, 1.0)]
+
+
+def _model_colours(names: Sequence[str]) -> dict[str, tuple]:
+    """One qualitative colour per model name, stable across figures for the same list."""
+    cycle = plt.get_cmap("tab10").colors
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+
+
+def _style(ax: Axes, grid_axis: str = "y") -> None:
+    """Light grid behind the data and no top/right frame."""
+    ax.grid(True, axis=grid_axis, alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _percent_axis(ax: Axes, axis: str = "y") -> None:
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(PercentFormatter(1.0))
+
+
+def _subplot_grid(n: int, max_cols: int, cell: tuple[float, float], **kwargs) -> tuple[Figure, list[Axes]]:
+    """``n`` panels in rows of at most ``max_cols``; unused cells are removed."""
+    ncols = min(n, max_cols)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(cell[0] * ncols, cell[1] * nrows), squeeze=False, **kwargs
+    )
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        fig.delaxes(ax)
+    return fig, flat[:n]
+
+
+def _grouped_bars(
+    ax: Axes,
+    table: pd.DataFrame,
+    colours: Mapping[str, object],
+    fmt: Callable[[float], str],
+    width: float = 0.8,
+) -> None:
+    """One group of bars per row of ``table``, one bar per column; NaN cells are skipped.
+
+    Each bar is labelled with ``fmt(height)``; the legend names the columns.
+    """
+    positions = np.arange(len(table.index))
+    n = max(len(table.columns), 1)
+    bar_width = width / n
+    for j, column in enumerate(table.columns):
+        values = table[column].to_numpy(dtype=float)
+        present = ~np.isnan(values)
+        if not present.any():
+            continue
+        offset = (j - (n - 1) / 2) * bar_width
+        bars = ax.bar(positions[present] + offset, values[present], bar_width,
+                      label=str(column), color=colours[column])
+        ax.bar_label(bars, labels=[fmt(v) for v in values[present]], fontsize=8, padding=2)
+    ax.set_xticks(positions, [str(i) for i in table.index])
+    _style(ax)
+
+
+def _bare(ax: Axes) -> None:
+    """No ticks and no frame (image cells that keep their y label)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _image_grid(nrows: int, ncols: int, cell: float = 1.6) -> tuple[Figure, np.ndarray]:
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + 0.3), squeeze=False)
+    for ax in axes.ravel():
+        _bare(ax)
+    return fig, axes
+
+
+def _pick(indices: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``k`` of ``indices`` at random, without replacement, in increasing order."""
+    if len(indices) <= k:
+        return np.asarray(indices)
+    return np.sort(rng.choice(indices, size=k, replace=False))
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def save_fig(fig: Figure, name: str, folder: str | Path | None = None, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``<folder>/<name>.png``.
+
+    Args:
+        fig: the figure.
+        name: file name without extension and without a folder (``"tradeoff"``).
+        folder: where to write; default ``helpers.paths.figures_dir()``. Created if missing.
+        dpi: resolution.
+
+    Returns:
+        The path of the written file.
+    """
+    if not name or "/" in name or "\\" in name:
+        raise ValueError(f"figure name must be a plain file name without folders, got {name!r}; "
+                         "pass the folder as folder=...")
+    if name.lower().endswith(_IMAGE_SUFFIXES):
+        raise ValueError(f"give the figure name without extension (got {name!r}); it is saved as PNG")
+    folder = Path(folder) if folder is not None else paths.figures_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+# --------------------------------------------------------------------------- data
+
+
+def plot_class_balance(counts: Mapping[str, Mapping[str, int]] | pd.DataFrame) -> Figure:
+    """Grouped bars: number of images per class in each split.
+
+    Args:
+        counts: a DataFrame with class names as index and split names as columns
+            (``pd.DataFrame({split: imageset.class_counts()})``), or the mapping
+            ``{split: {class: count}}`` it is built from.
+
+    Returns:
+        The figure (one bar per class and split, labelled with its count).
+    """
+    table = counts if isinstance(counts, pd.DataFrame) else pd.DataFrame(counts)
+    set2 = plt.get_cmap("Set2").colors
+    colours = {split: set2[j % len(set2)] for j, split in enumerate(table.columns)}
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(table.index)), 3.8))
+    _grouped_bars(ax, table, colours, lambda v: f"{v:.0f}")
+    ax.set_ylabel("images")
+    ax.set_title("images per class and split")
+    ax.legend(title="split", frameon=False)
+    ax.margins(y=0.1)
+    return fig
+
+
+def plot_sample_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    per_class: int = 4,
+    seed: int = 0,
+    title: str = "example images per class",
+) -> Figure:
+    """Random example images: one row per class, ``per_class`` images each.
+
+    Args:
+        images: uint8 ``(N, H, W, 3)``.
+        labels: int ``(N,)`` indices into ``class_names``.
+        class_names: class names in label order (the row labels).
+        per_class: images per row (fewer if a class has fewer images).
+        seed: seed of the random choice.
+        title: the figure's title.
+
+    Returns:
+        The figure (``len(class_names) * per_class`` axes).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    fig, axes = _image_grid(len(class_names), per_class)
+    for c, name in enumerate(class_names):
+        chosen = _pick(np.flatnonzero(labels == c), per_class, rng)
+        for j, ax in enumerate(axes[c]):
+            if j < len(chosen):
+                ax.imshow(images[chosen[j]])
+        axes[c, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=11)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _exit_order(name: str) -> tuple[int, int]:
+    """Sort key: ``exit_1``, ``exit_2``, ..., ``exit_10``, anything else, then ``final``."""
+    if name == "final":
+        return (2, 0)
+    match = re.fullmatch(r"exit_(\d+)", name)
+    return (0, int(match.group(1))) if match else (1, 0)
+
+
+def _history_outputs(history: pd.DataFrame, metric: str) -> list[str]:
+    """The outputs with a training ``<output>_<metric>`` column, deepest last."""
+    suffix = f"_{metric}"
+    names = [c[: -len(suffix)] for c in history.columns
+             if c.endswith(suffix) and not c.startswith("val_") and len(c) > len(suffix)]
+    return sorted(names, key=_exit_order)
+
+
+def plot_learning_curves(histories: Mapping[str, pd.DataFrame], metric: str = "accuracy") -> Figure:
+    """Per-exit learning curves of several runs, one panel per run.
+
+    Args:
+        histories: run name -> the DataFrame of its ``history.csv`` (Keras CSVLogger:
+            ``epoch``, ``<output>_<metric>``, ``val_<output>_<metric>``, ...).
+        metric: ``"accuracy"`` or ``"loss"``; the per-output columns are plotted.
+
+    Returns:
+        The figure: validation solid, training dashed, same colour per exit.
+    """
+    if not histories:
+        raise ValueError("no histories to plot; pass {run name: history DataFrame}")
+    outputs = {run: _history_outputs(history, metric) for run, history in histories.items()}
+    for run, history in histories.items():
+        if "epoch" not in history.columns or not outputs[run]:
+            raise ValueError(
+                f"history of {run!r} has no 'epoch' and '<output>_{metric}' columns "
+                f"(columns: {list(history.columns)}); is the run trained, and is the metric right?"
+            )
+    # one colour per output name across all runs, so the panels share one legend
+    names = sorted({n for run_outputs in outputs.values() for n in run_outputs}, key=_exit_order)
+    colours = dict(zip(names, exit_palette(len(names)), strict=True))
+    fig, axes = _subplot_grid(len(histories), 3, (4.4, 3.4), sharey=True, layout="constrained")
+    for ax, (run, history) in zip(axes, histories.items(), strict=True):
+        epochs = history["epoch"].to_numpy() + 1
+        for name in outputs[run]:
+            val = f"val_{name}_{metric}"
+            if val in history.columns:
+                ax.plot(epochs, history[val], color=colours[name], lw=1.8, label=name)
+            ax.plot(epochs, history[f"{name}_{metric}"], color=colours[name], lw=1.2, ls="--")
+        ax.set_title(run)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _style(ax, "both")
+        if metric == "accuracy":
+            _percent_axis(ax)
+    axes[0].set_ylabel(metric)
+    handles = [Line2D([], [], color=colours[n], lw=1.8, label=n) for n in names]
+    handles += [Line2D([], [], color="grey", lw=1.8, label="validation"),
+                Line2D([], [], color="grey", lw=1.2, ls="--", label="train")]
+    fig.legend(handles=handles, loc="outside right upper", fontsize=9, frameon=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- exits
+
+
+def plot_exit_accuracy(accuracies: Mapping[str, Mapping[str, float]], exit_names: Sequence[str]) -> Figure:
+    """Grouped bars: the accuracy of every exit of several models.
+
+    Args:
+        accuracies: model name -> {exit name -> accuracy in [0, 1]}; a model lacks the
+            exits it does not have (a plain model has only ``final``).
+        exit_names: the exits, in the order of the x axis.
+
+    Returns:
+        The figure (one bar per model and exit it has, labelled in %).
+    """
+    for model, accs in accuracies.items():
+        unknown = set(accs) - set(exit_names)
+        if unknown:
+            raise ValueError(f"model {model!r} has accuracies for {sorted(unknown)}, "
+                             f"which are not in exit_names {list(exit_names)}")
+    table = pd.DataFrame({m: {e: accs.get(e, np.nan) for e in exit_names} for m, accs in accuracies.items()},
+                         index=list(exit_names), columns=list(accuracies))
+    width = max(6.0, 1.4 * len(exit_names), 0.5 * len(exit_names) * len(accuracies) + 1.5)
+    fig, ax = plt.subplots(figsize=(width, 3.8))
+    _grouped_bars(ax, table, _model_colours(list(accuracies)), lambda v: f"{v:.1%}")
+    ax.set_ylim(0, 1.1)
+    _percent_axis(ax)
+    ax.set_ylabel("accuracy")
+    ax.set_title("accuracy of each exit")
+    ax.legend(frameon=False, fontsize=9, loc="upper left")
+    return fig
+
+
+def plot_exit_histograms(results: Sequence[dict], exit_names: Sequence[str], final_accuracy: float) -> Figure:
+    """Where the samples leave, for a few thresholds: one panel per threshold.
+
+    Args:
+        results: dicts from ``helpers.evaluation.evaluate_threshold`` (``threshold``,
+            ``accuracy``, ``relative_cost``, ``exit_fractions``).
+        exit_names: the exits, in order.
+        final_accuracy: the final classifier's accuracy, the reference for the drop.
+
+    Returns:
+        The figure; each bar is the fraction of samples leaving at an exit.
+    """
+    if not results:
+        raise ValueError("no threshold results to plot")
+    colours = exit_palette(len(exit_names))
+    fig, axes = _subplot_grid(len(results), 4, (3.6, 3.4), sharey=True)
+    for ax, result in zip(axes, results, strict=True):
+        fractions = np.asarray(result["exit_fractions"], dtype=float)
+        if fractions.shape != (len(exit_names),):
+            raise ValueError(f"result at threshold {result['threshold']} has {fractions.size} exit "
+                             f"fractions but there are {len(exit_names)} exit names")
+        bars = ax.bar(range(len(exit_names)), fractions, color=colours)
+        ax.bar_label(bars, labels=[f"{f:.0%}" for f in fractions], fontsize=8, padding=2)
+        ax.set_xticks(range(len(exit_names)), list(exit_names), rotation=30, ha="right")
+        drop = 100 * (final_accuracy - result["accuracy"])
+        ax.set_title(
+            f"τ = {result['threshold']:.2f}\n"
+            f"accuracy {result['accuracy']:.1%} (drop {drop:.1f} pts)\n"
+            f"cost {result['relative_cost']:.2f}× plain, heads included",
+            fontsize=9,
+        )
+        ax.set_ylim(0, 1.12)
+        _percent_axis(ax)
+        _style(ax)
+    axes[0].set_ylabel("samples leaving here")
+    fig.tight_layout()
+    return fig
+
+
+def plot_exit_examples(
+    images: np.ndarray,
+    exit_index: np.ndarray,
+    exit_names: Sequence[str],
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    per_exit: int = 5,
+    seed: int = 0,
+) -> Figure:
+    """Random images that left at each exit, titled with their prediction.
+
+    Args:
+        images: uint8 ``(N, H, W, 3)``.
+        exit_index: 0-based exit of each image ``(N,)`` (``evaluate_threshold``'s ``exit_index``).
+        exit_names: the exits, in order (the row labels).
+        predictions: predicted class of each image ``(N,)``.
+        labels: true class of each image ``(N,)``.
+        class_names: class names in label order.
+        per_exit: images per row at most.
+        seed: seed of the random choice.
+
+    Returns:
+        The figure: one row per exit; titles green when right, red (with the true
+        class) when wrong; an exit no image left at shows "(none)".
+    """
+    exit_index, predictions, labels = (np.asarray(a) for a in (exit_index, predictions, labels))
+    rng = np.random.default_rng(seed)
+    fig, axes = _image_grid(len(exit_names), per_exit, cell=1.7)
+    for e, name in enumerate(exit_names):
+        members = np.flatnonzero(exit_index == e)
+        axes[e, 0].set_ylabel(f"{name}\n{len(members)} images", rotation=0, ha="right", va="center")
+        if len(members) == 0:
+            axes[e, 0].text(0.5, 0.5, "(none)", ha="center", va="center", color="grey",
+                            transform=axes[e, 0].transAxes)
+        for ax, i in zip(axes[e], _pick(members, per_exit, rng), strict=False):
+            ax.imshow(images[i])
+            right = predictions[i] == labels[i]
+            title = class_names[predictions[i]] + ("" if right else f"\n(true: {class_names[labels[i]]})")
+            ax.set_title(title, fontsize=9, color=RIGHT_COLOUR if right else WRONG_COLOUR)
+    fig.suptitle("where images leave (title: prediction)")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- thresholds and trade-off
+
+
+def plot_accuracy_vs_threshold(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
+    """Accuracy (top) and relative cost (bottom) against the threshold τ, one line per model.
+
+    Args:
+        sweeps: model name -> a ``helpers.evaluation.sweep`` DataFrame.
+
+    Returns:
+        The figure with two axes sharing x; the bottom one has a dotted line at the
+        plain network's cost (1.0).
+    """
+    fig, (ax_acc, ax_cost) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True)
+    colours = _model_colours(list(sweeps))
+    for model, df in sweeps.items():
+        df = df.sort_values("threshold")
+        ax_acc.plot(df["threshold"], df["accuracy"], color=colours[model], lw=1.8, label=model)
+        ax_cost.plot(df["threshold"], df["relative_cost"], color=colours[model], lw=1.8, label=model)
+    ax_cost.axhline(1.0, color="grey", ls=":", lw=1.2, label="plain network")
+    ax_acc.set_ylabel("accuracy")
+    _percent_axis(ax_acc)
+    ax_acc.set_title("accuracy and cost against the exit threshold")
+    ax_acc.legend(frameon=False, fontsize=9)
+    ax_cost.set_ylabel("relative cost\n(× plain network)")
+    ax_cost.set_xlabel("entropy threshold τ (0: everyone reaches the final exit)")
+    ax_cost.annotate("plain network", (1.0, 1.0), xycoords=("axes fraction", "data"), xytext=(0, 3),
+                     textcoords="offset points", ha="right", va="bottom", fontsize=8, color="grey")
+    for ax in (ax_acc, ax_cost):
+        _style(ax, "both")
+    fig.tight_layout()
+    return fig
+
+
+def plot_tradeoff(
+    sweeps: Mapping[str, pd.DataFrame],
+    baseline: tuple[float, float] | None = None,
+    baseline_label: str = "plain VGG11",
+    operating_points: Mapping[str, tuple[float, float]] | None = None,
+) -> Figure:
+    """Accuracy against relative cost: one curve per model, a baseline and chosen operating points.
+
+    Args:
+        sweeps: model name -> a ``helpers.evaluation.sweep`` DataFrame.
+        baseline: ``(cost, accuracy)`` of the reference network, typically ``(1.0, plain accuracy)``;
+            drawn as a star with dotted guide lines.
+        baseline_label: legend label of the baseline.
+        operating_points: label -> ``(cost, accuracy)`` of chosen thresholds, drawn as
+            diamonds and annotated (in the model's colour when the label is a model name).
+
+    Returns:
+        The figure.
+    """
+    fig, ax = plt.subplots(figsize=(6.8, 4.6))
+    colours = _model_colours(list(sweeps))
+    for model, df in sweeps.items():
+        df = df.sort_values(["relative_cost", "accuracy"])
+        ax.plot(df["relative_cost"], df["accuracy"], color=colours[model], lw=1.5,
+                marker="o", ms=3.5, label=model)
+    if baseline is not None:
+        cost, acc = baseline
+        ax.axhline(acc, color="grey", ls=":", lw=1.0)
+        ax.axvline(cost, color="grey", ls=":", lw=1.0)
+        ax.plot([cost], [acc], ls="none", marker="*", ms=16, color="black", label=baseline_label, zorder=5)
+    for label, (cost, acc) in (operating_points or {}).items():
+        colour = colours.get(label, "tab:red")
+        ax.plot([cost], [acc], ls="none", marker="D", ms=8, color=colour, markeredgecolor="black", zorder=6)
+        ax.annotate(f"{label}\n{acc:.1%} at {cost:.2f}×", (cost, acc), xytext=(-12, 0),
+                    textcoords="offset points", ha="right", va="center", fontsize=8,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
+    ax.set_xlabel(COST_LABEL)
+    ax.set_ylabel("accuracy")
+    _percent_axis(ax)
+    ax.set_title("accuracy against compute")
+    ax.legend(frameon=False, fontsize=9, loc="lower right")
+    _style(ax, "both")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int,
+                     normalize: bool = True) -> np.ndarray:
+    """Counts (or row fractions) of true class (rows) against predicted class (columns).
+
+    Args:
+        labels: true classes ``(N,)``.
+        predictions: predicted classes ``(N,)``.
+        num_classes: number of classes K.
+        normalize: divide each row by its number of samples (an empty row stays 0).
+
+    Returns:
+        ``(K, K)`` int counts, or float fractions whose non-empty rows sum to 1.
+    """
+    labels, predictions = np.asarray(labels, dtype=int), np.asarray(predictions, dtype=int)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
+    for what, a in (("labels", labels), ("predictions", predictions)):
+        if a.size and (a.min() < 0 or a.max() >= num_classes):
+            raise ValueError(f"{what} must be class indices in [0, {num_classes}), "
+                             f"got values from {a.min()} to {a.max()}")
+    counts = np.zeros((num_classes, num_classes), dtype=int)
+    np.add.at(counts, (labels, predictions), 1)
+    if not normalize:
+        return counts
+    rows = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
+
+
+def plot_confusion_matrix(
+    labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str], normalize: bool = True
+) -> Figure:
+    """Heatmap of the confusion matrix, true class in rows, with the values written in the cells.
+
+    Args:
+        labels: true classes ``(N,)``.
+        predictions: predicted classes ``(N,)``.
+        class_names: class names in label order.
+        normalize: show each row as fractions of that class's samples (else counts).
+
+    Returns:
+        The figure (the heatmap axes and its colour bar).
+    """
+    import seaborn as sns
+
+    matrix = confusion_matrix(labels, predictions, len(class_names), normalize)
+    size = max(4.0, 0.9 * len(class_names) + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    sns.heatmap(
+        matrix, ax=ax, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", square=True,
+        vmin=0, vmax=1 if normalize else None, xticklabels=list(class_names), yticklabels=list(class_names),
+        cbar_kws={"label": "fraction of the true class" if normalize else "images"},
+    )
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("confusion matrix")
+    ax.tick_params(axis="y", rotation=0)
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
