@@ -41,14 +41,16 @@ def normalized_entropy(probs) -> tf.Tensor:
         probs: ``(..., K)`` probabilities (rows sum to 1); exact zeros are fine.
 
     Returns:
-        ``(...)`` float32 normalised entropies.
+        ``(...)`` float32 normalised entropies: exactly 1.0 for uniform rows.
     """
-    p = tf.convert_to_tensor(probs, dtype=tf.float32)
+    # float64 inside, float32 out: the rounding error (~1e-16) vanishes in the cast, so a
+    # uniform distribution gives exactly 1.0 and a one-hot exactly 0.0.
+    p = tf.cast(tf.convert_to_tensor(probs), tf.float64)
     k = p.shape[-1]
     if k is None or k < 2:
         raise ValueError(f"normalised entropy needs at least 2 classes, got shape {p.shape}")
     h = -tf.reduce_sum(tf.math.xlogy(p, p), axis=-1) / math.log(k)
-    return tf.clip_by_value(h, 0.0, 1.0)
+    return tf.cast(tf.clip_by_value(h, 0.0, 1.0), tf.float32)
 
 
 def entropy_from_logits(logits) -> tf.Tensor:
@@ -57,11 +59,11 @@ def entropy_from_logits(logits) -> tf.Tensor:
     A non-finite row is treated as "no information" (maximal uncertainty), so it
     never leaves early and reaches the final classifier.
     """
-    z = tf.convert_to_tensor(logits, dtype=tf.float32)
+    z = tf.cast(tf.convert_to_tensor(logits), tf.float64)
     finite = tf.reduce_all(tf.math.is_finite(z), axis=-1)
     safe = tf.where(finite[..., None], z, tf.zeros_like(z))
     h = normalized_entropy(tf.nn.softmax(safe, axis=-1))
-    return tf.where(finite, h, tf.ones_like(h))
+    return tf.where(finite, h, tf.ones_like(h))  # float32
 
 
 def entropy_exit(logits, threshold) -> tf.Tensor:
