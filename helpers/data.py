@@ -87,11 +87,15 @@ class Splits:
 # --------------------------------------------------------------------------- files
 
 
-def find_image_files(folder: str | os.PathLike) -> tuple[list[Path], np.ndarray, list[str]]:
+def find_image_files(
+    folder: str | os.PathLike, min_classes: int = 2
+) -> tuple[list[Path], np.ndarray, list[str]]:
     """List the images of a ``<class>/<image>`` folder.
 
     Args:
         folder: a folder with one sub-folder per class (like ``flower_photos``).
+        min_classes: fewer class folders than this is an error (training needs two;
+            evaluating a model on the images of one class is fine with 1).
 
     Returns:
         ``(files, labels, class_names)``: files sorted by class then name, int32 labels,
@@ -110,10 +114,10 @@ def find_image_files(folder: str | os.PathLike) -> tuple[list[Path], np.ndarray,
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise DataError(f"no class folders under {root}; expected one folder per class")
-    if len(class_dirs) < 2:
+    if len(class_dirs) < min_classes:
         raise DataError(
-            f"only one class folder ({class_dirs[0].name}) under {root}; "
-            "a classifier needs at least two classes"
+            f"only {len(class_dirs)} class folder(s) ({', '.join(d.name for d in class_dirs)}) "
+            f"under {root}; a classifier needs at least {min_classes} classes"
         )
     files: list[Path] = []
     labels: list[int] = []
@@ -162,7 +166,7 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
 
 
 def load_folder(
-    folder: str | os.PathLike, image_size: int = 96, progress: bool = True
+    folder: str | os.PathLike, image_size: int = 96, progress: bool = True, min_classes: int = 2
 ) -> ImageSet:
     """Decode every image of a ``<class>/<image>`` folder (see ``find_image_files``).
 
@@ -170,8 +174,9 @@ def load_folder(
         folder: the dataset folder.
         image_size: side of the square the images are resized to.
         progress: show a progress bar while decoding.
+        min_classes: see ``find_image_files``.
     """
-    files, labels, class_names = find_image_files(folder)
+    files, labels, class_names = find_image_files(folder, min_classes)
     images = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
     for i, path in enumerate(_progress(files, len(files), "decoding images", progress)):
         images[i] = load_image(path, image_size)
@@ -394,7 +399,7 @@ def make_dataset(
             x = aug(tf.cast(x, tf.float32), training=True)
             return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8), y
 
-        ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(_augment)
     if output_names is not None and len(output_names) > 1:
         names = list(output_names)
         ds = ds.map(lambda x, y: (x, {n: y for n in names}))
