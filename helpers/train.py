@@ -54,7 +54,8 @@ def default_precision() -> str:
 def get_strategy(name: str = "default"):
     """The ``tf.distribute`` strategy called ``name``.
 
-    ``default``: one device; ``mirrored``: every local GPU (or CPU device);
+    ``default``: one device; ``mirrored``: every local GPU (without GPUs, every
+    logical CPU device);
     ``tpu``: the TPU of a Colab or Cloud TPU runtime; ``multiworker``: workers
     described by the ``TF_CONFIG`` environment variable.
     """
@@ -63,7 +64,10 @@ def get_strategy(name: str = "default"):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        # no GPU: mirror over the logical CPU devices (one unless configured otherwise)
+        return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
@@ -205,7 +209,9 @@ def train(
     if config_path.exists():
         old = json.loads(config_path.read_text())
         same = {k: old.get(k) for k in wanted} == json.loads(json.dumps(wanted))
-        if (out_dir / MODEL_FILE).exists() and same and not overwrite:
+        # model.keras may be an older run's while this configuration's run is unfinished
+        finished = (out_dir / MODEL_FILE).exists() and old.get("finished", False)
+        if finished and same and not overwrite:
             print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
             return load_run(out_dir)
         if not same and (out_dir / "backup").exists():
@@ -213,6 +219,8 @@ def train(
                 f"{out_dir} holds an unfinished run of another configuration; "
                 "choose another output folder or delete that one"
             )
+    if overwrite:  # start from scratch: BackupAndRestore would otherwise resume an old backup
+        shutil.rmtree(out_dir / "backup", ignore_errors=True)
     if overwrite or not (out_dir / "backup").exists():
         (out_dir / "history.csv").unlink(missing_ok=True)
 
