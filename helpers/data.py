@@ -99,7 +99,7 @@ def find_image_files(
 
     Returns:
         ``(files, labels, class_names)``: files sorted by class then name, int32 labels,
-        class names sorted alphabetically (the label order of tfds ``tf_flowers``).
+        class names sorted alphabetically (``load_tfds_flowers`` uses the same order).
 
     Raises:
         DataError: the folder is missing, has no class folders, has fewer than two
@@ -180,7 +180,7 @@ def load_folder(
     images = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
     for i, path in enumerate(_progress(files, len(files), "decoding images", progress)):
         images[i] = load_image(path, image_size)
-    root = Path(folder)
+    root = Path(folder).expanduser()  # as find_image_files, so "~/flower_photos" works
     ids = [str(p.relative_to(root)) for p in files]
     return ImageSet(images, labels, class_names, ids)
 
@@ -207,6 +207,7 @@ def load_tfds_flowers(
         ds, info = tfds.load(
             "tf_flowers", split="train", data_dir=str(data_dir), with_info=True,
             as_supervised=False, shuffle_files=False,
+            read_config=tfds.ReadConfig(add_tfds_id=True),  # tf_flowers has no file-name feature
         )
     except Exception as err:  # tfds raises many kinds of network and checksum errors
         raise DataError(
@@ -214,7 +215,11 @@ def load_tfds_flowers(
             f"Without network access, download flower_photos.tgz elsewhere, unpack it and "
             f"set {DATA_DIR_ENV}=/path/to/flower_photos (one folder per class)."
         ) from err
-    class_names = list(info.features["label"].names)
+    # tf_flowers numbers its classes dandelion, daisy, tulips, ...: relabel them in the
+    # alphabetical order of a flower_photos folder, so both sources give the same labels.
+    tfds_names = list(info.features["label"].names)
+    class_names = sorted(tfds_names)
+    to_sorted = np.array([class_names.index(name) for name in tfds_names], dtype=np.int32)
     n = info.splits["train"].num_examples
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
     labels = np.empty((n,), dtype=np.int32)
@@ -222,8 +227,8 @@ def load_tfds_flowers(
     for i, ex in enumerate(_progress(tfds.as_numpy(ds), n, "decoding tf_flowers", progress)):
         img = tf.image.resize(ex["image"], (image_size, image_size), antialias=True)
         images[i] = np.clip(np.round(img.numpy()), 0, 255).astype(np.uint8)
-        labels[i] = ex["label"]
-        ids.append(ex["image/filename"].decode())
+        labels[i] = to_sorted[ex["label"]]
+        ids.append(ex["tfds_id"].decode())
     order = np.argsort(ids)  # a stable order that does not depend on tfds' shuffling
     return ImageSet(images, labels, class_names, ids).subset(order)
 
@@ -246,6 +251,62 @@ def load_flowers(
     return load_folder(source, image_size, progress=progress)
 
 
+
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(
+    path: str | os.PathLike, class_names: Sequence[str] | None = None
+) -> tuple[ImageSet, ImageSet]:
+    """Load images from an ``.npz`` laid out like ``keras.datasets.cifar10.load_data()``.
+
+    Args:
+        path: a file with uint8 ``x_train (N, H, W, 3)``, ``y_train (N,)`` or ``(N, 1)``,
+            and the same for ``x_test``/``y_test``.
+        class_names: class names in label order (default ``class_0`` ...).
+
+    Returns:
+        ``(train, test)`` image sets.
+
+    Raises:
+        DataError: the file is missing or not an ``.npz``, an array is missing, or an
+            array has the wrong dtype or shape (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; expected an .npz with arrays {', '.join(NPZ_ARRAYS)}")
+    try:
+        arrays = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path} is not a readable .npz file ({err})") from err
+    with arrays:
+        missing = [k for k in NPZ_ARRAYS if k not in arrays.files]
+        if missing:
+            raise DataError(f"{path} lacks array(s) {', '.join(missing)}; it has {', '.join(arrays.files)}")
+        loaded = {k: arrays[k] for k in NPZ_ARRAYS}
+    parts = []
+    for split in ("train", "test"):
+        x, y = loaded[f"x_{split}"], loaded[f"y_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] != x.shape[2]:
+            raise DataError(
+                f"x_{split} in {path} must be uint8 (N, H, H, 3), got {x.dtype} {x.shape}"
+            )
+        y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+            raise DataError(
+                f"y_{split} in {path} must hold one integer label per image ({len(x)}), got {y.dtype} {y.shape}"
+            )
+        parts.append((x, y.astype(np.int32)))
+    k = int(max(parts[0][1].max(), parts[1][1].max())) + 1
+    names = list(class_names) if class_names else [f"class_{i}" for i in range(k)]
+    if len(names) < k or min(parts[0][1].min(), parts[1][1].min()) < 0:
+        raise DataError(f"labels in {path} must lie in 0..{len(names) - 1}")
+    train, test = (
+        ImageSet(x, y, names, [f"{split}/{i:05d}" for i in range(len(y))])
+        for (x, y), split in zip(parts, ("train", "test"), strict=True)
+    )
+    return train, test
+
 # --------------------------------------------------------------------------- splits
 
 
@@ -262,7 +323,7 @@ def stratified_split_indices(
             class is too small to appear in every non-empty split.
     """
     fractions = tuple(float(f) for f in fractions)
-    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+    if len(fractions) != 3 or not all(f >= 0 for f in fractions) or not abs(sum(fractions) - 1) <= 1e-6:
         raise DataError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
@@ -271,7 +332,7 @@ def stratified_split_indices(
         idx = np.flatnonzero(labels == c)
         idx = idx[rng.permutation(len(idx))]
         n_val = int(round(fractions[1] * len(idx)))
-        n_test = int(round(fractions[2] * len(idx)))
+        n_test = min(int(round(fractions[2] * len(idx))), len(idx) - n_val)  # both rounded up: no overlap
         n_train = len(idx) - n_val - n_test
         for k, n in enumerate((n_train, n_val, n_test)):
             if fractions[k] > 0 and n == 0:
@@ -399,6 +460,8 @@ def make_dataset(
             x = aug(tf.cast(x, tf.float32), training=True)
             return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8), y
 
+        # Sequential on purpose: the random layers draw from one seed state, and parallel calls
+        # would take its values in a racy order, so two runs of the same seed would differ.
         ds = ds.map(_augment)
     if output_names is not None and len(output_names) > 1:
         names = list(output_names)

@@ -91,3 +91,53 @@ def load(spec: str | os.PathLike) -> LoadedModel:
         k = int(model.outputs[-1].shape[-1])
         class_names = [f"class_{i}" for i in range(k)]
     return LoadedModel(model, list(class_names), meta, path)
+
+
+def trained_dir(name: str, runs_dir: str | os.PathLike) -> Path:
+    """Where the trained model ``name`` is: a fresh run in ``runs_dir`` if it finished, else the reference model.
+
+    This is how notebooks 03 and 04 work without training: they fall back to the
+    reference models shipped in ``models/``.
+
+    Raises:
+        FileNotFoundError: neither exists.
+    """
+    run = Path(runs_dir) / name
+    if (run / MODEL_FILE).is_file():
+        return run
+    if (MODELS_DIR / name / MODEL_FILE).is_file():
+        return MODELS_DIR / name
+    raise FileNotFoundError(
+        f"no trained model {name!r}: neither a finished run in {run} nor a reference model in "
+        f"{MODELS_DIR / name}; run notebook 02 or python -m helpers.train --experiment {name} --out {run}"
+    )
+
+
+def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: str = "tf_flowers") -> Path:
+    """Copy a finished run into ``models/<name>/`` as a reference model.
+
+    Writes ``model.keras`` without optimizer state (so it stays small),
+    ``config.json`` (the run's, plus ``reference_name``, ``dataset``, ``kind`` and
+    the operating ``threshold`` tau* chosen on validation) and ``history.csv``.
+    """
+    import shutil
+
+    import keras
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    out = MODELS_DIR / name
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / ".partial.keras"
+    model.save(partial)
+    os.replace(partial, out / MODEL_FILE)
+    config |= {
+        "reference_name": name,
+        "dataset": dataset,
+        "kind": "plain" if len(model.outputs) == 1 else f"multi-exit ({len(model.outputs) - 1} early exits)",
+        "threshold": float(threshold),
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=1))
+    shutil.copyfile(run_dir / "history.csv", out / "history.csv")
+    return out

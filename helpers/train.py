@@ -2,12 +2,14 @@
 
     python -m helpers.train --experiment flowers-vgg11-lambda1 --out runs/flowers-vgg11-lambda1
 
-Each run directory holds ``config.json`` (experiment, seed, precision, split),
-``split.json`` (the image ids of each split), ``history.csv`` (one row per epoch)
-and, once training has finished, ``model.keras``. While training, ``backup/``
-holds the last completed epoch: start the same command again after an
-interruption (even ``kill -9``) and it resumes there. The model file is written
-to a temporary name and renamed, so a crash never leaves half a model behind.
+A finished run directory holds ``config.json`` (experiment, seed, precision,
+split), ``split.json`` (the image ids of each split), ``history.csv`` (one row per
+epoch) and ``model.keras``. While training, everything is written to
+``.in-progress/`` inside it, with ``backup/`` holding the last completed epoch:
+start the same command again after an interruption (even ``kill -9``) and it
+resumes there. Only a run that finishes moves its files into place (by rename),
+so a crash or a failed run never leaves half a model behind and never replaces
+an earlier finished run.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from helpers.losses import compile_multi_exit
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "tpu", "multiworker")
 MODEL_FILE = "model.keras"
+WORK_DIR = ".in-progress"
 
 
 def default_precision() -> str:
@@ -204,36 +207,41 @@ def train(
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
     out_dir = Path(out_dir)
+    work = out_dir / WORK_DIR
     wanted = {"experiment": exp.to_dict(), "seed": seed, "precision": precision, "quick": quick}
-    config_path = out_dir / "config.json"
-    if config_path.exists():
-        old = json.loads(config_path.read_text())
-        same = {k: old.get(k) for k in wanted} == json.loads(json.dumps(wanted))
-        # model.keras may be an older run's while this configuration's run is unfinished
-        finished = (out_dir / MODEL_FILE).exists() and old.get("finished", False)
-        if finished and same and not overwrite:
+    if _same_config(out_dir / "config.json", wanted, finished=True) and (out_dir / MODEL_FILE).exists():
+        if not overwrite:
             print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
             return load_run(out_dir)
-        if not same and (out_dir / "backup").exists():
+    if (work / "backup").exists() and not overwrite:
+        if not _same_config(work / "config.json", wanted):
             raise ValueError(
-                f"{out_dir} holds an unfinished run of another configuration; "
-                "choose another output folder or delete that one"
+                f"{work} holds an unfinished run of another configuration; "
+                "choose another output folder, delete that one, or pass overwrite=True (--overwrite)"
             )
-    if overwrite:  # start from scratch: BackupAndRestore would otherwise resume an old backup
-        shutil.rmtree(out_dir / "backup", ignore_errors=True)
-    if overwrite or not (out_dir / "backup").exists():
-        (out_dir / "history.csv").unlink(missing_ok=True)
+        print(f"resuming the unfinished run in {work}")
+    else:  # a fresh start: stale or overwritten work is dropped, the finished run stays until replaced
+        shutil.rmtree(work, ignore_errors=True)
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return _fit(exp, out_dir, wanted, splits, source, quick, seed, strategy, verbose, callbacks)
+        return _fit(exp, out_dir, work, wanted, splits, source, quick, seed, strategy, verbose, callbacks)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
-def _fit(exp, out_dir, wanted, splits, source, quick, seed, strategy_name, verbose, extra) -> TrainedRun:
+def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
+    """Whether the run config at ``path`` has the ``wanted`` settings (and is finished, if asked)."""
+    if not path.exists():
+        return False
+    old = json.loads(path.read_text())
+    same = {k: old.get(k) for k in wanted} == json.loads(json.dumps(wanted))
+    return same and (old.get("finished", False) or not finished)
+
+
+def _fit(exp, out_dir, work, wanted, splits, source, quick, seed, strategy_name, verbose, extra) -> TrainedRun:
     if splits is None:
         splits = prepare_splits(exp, source, quick)
     strategy = get_strategy(strategy_name)
@@ -249,7 +257,7 @@ def _fit(exp, out_dir, wanted, splits, source, quick, seed, strategy_name, verbo
     train_ds = data_lib.make_dataset(splits.train, global_batch, True, names, seed)
     val_ds = data_lib.make_dataset(splits.val, global_batch, False, names)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     config = wanted | {
         "name": exp.name,
         "class_names": splits.class_names,
@@ -261,28 +269,29 @@ def _fit(exp, out_dir, wanted, splits, source, quick, seed, strategy_name, verbo
         "global_batch_size": global_batch,
         "finished": False,
     }
-    _write_json(out_dir / "config.json", config)
-    _write_json(out_dir / "split.json", {k: getattr(splits, k).ids for k in ("train", "val", "test")})
+    _write_json(work / "config.json", config)
+    _write_json(work / "split.json", {k: getattr(splits, k).ids for k in ("train", "val", "test")})
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), delete_checkpoint=False),
+        keras.callbacks.BackupAndRestore(str(work / "backup"), delete_checkpoint=False),
         _EpochTimer(),
-        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+        keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
         *extra,
     ]
     start = time.perf_counter()
     model.fit(train_ds, validation_data=val_ds, epochs=exp.epochs, callbacks=callbacks,
               verbose=verbose, shuffle=False)  # the dataset shuffles itself
-    partial = out_dir / f".partial-{os.getpid()}.keras"
-    model.save(partial)
-    os.replace(partial, out_dir / MODEL_FILE)
-    history = read_history(out_dir)
+    model.save(work / MODEL_FILE)
+    history = read_history(work)
     config |= {
         "finished": True,
         "train_seconds_last_session": round(time.perf_counter() - start, 1),
         "train_seconds_total": round(float(history["seconds"].sum()), 1) if "seconds" in history else None,
     }
-    _write_json(out_dir / "config.json", config)
-    shutil.rmtree(out_dir / "backup", ignore_errors=True)
+    _write_json(work / "config.json", config)
+    # Publish: every file by rename, the config (which marks the run finished) last.
+    for name in ("history.csv", "split.json", MODEL_FILE, "config.json"):
+        os.replace(work / name, out_dir / name)
+    shutil.rmtree(work, ignore_errors=True)
     return TrainedRun(model, history, config, out_dir)
 
 

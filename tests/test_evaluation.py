@@ -1,0 +1,164 @@
+"""Tests of helpers.evaluation on hand-made logits whose entropies are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import data, evaluation, models
+from helpers.policies import entropy_from_logits
+
+# N = 4 samples, E = 3 exits, K = 2 classes. Three kinds of rows, with known normalised entropy:
+SURE_0, SURE_1 = [20.0, 0.0], [0.0, 20.0]  # entropy ~ 6e-8, predicts 0 / 1
+UNIFORM = [0.0, 0.0]  # entropy 1, argmax 0
+THREE_QUARTERS_1 = [0.0, math.log(3)]  # p = (1/4, 3/4): entropy H(0.25) / log 2 = 0.811, predicts 1
+THREE_QUARTERS_0 = [math.log(3), 0.0]  # p = (3/4, 1/4): entropy 0.811, predicts 0
+H_MID = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(2)
+
+LOGITS = np.array(
+    [
+        # exit_1            exit_2            final
+        [SURE_0, SURE_1, SURE_1],  # sample 0, label 0
+        [UNIFORM, THREE_QUARTERS_1, SURE_0],  # sample 1, label 1
+        [UNIFORM, UNIFORM, SURE_1],  # sample 2, label 1
+        [THREE_QUARTERS_0, SURE_1, SURE_0],  # sample 3, label 0
+    ],
+    dtype=np.float32,
+)
+LABELS = np.array([0, 1, 1, 0])
+COSTS = [0.3, 0.6, 1.1]
+
+
+def test_the_hand_made_entropies():
+    h = np.asarray(entropy_from_logits(LOGITS))  # (N, E)
+    assert H_MID == pytest.approx(0.8113, abs=1e-4)
+    np.testing.assert_allclose(
+        h, [[0, 0, 0], [1, H_MID, 0], [1, 1, 0], [H_MID, 0, 0]], atol=1e-6
+    )
+
+
+def test_evaluate_threshold_half():
+    # tau = 0.5: sample 0 leaves at exit_1 (H ~ 0); 1 has H = 1, 0.811 then the final exit;
+    # 2 reaches the final exit; 3 has 0.811 at exit_1 and ~0 at exit_2.
+    r = evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 0.5)
+    np.testing.assert_array_equal(r["exit_index"], [0, 2, 2, 1])
+    np.testing.assert_array_equal(r["predictions"], [0, 0, 1, 1])  # exit_1: 0, final: 0, final: 1, exit_2: 1
+    assert r["accuracy"] == 0.5  # samples 0 and 2 right
+    np.testing.assert_allclose(r["exit_fractions"], [0.25, 0.25, 0.5])
+    assert r["relative_cost"] == pytest.approx((0.3 + 1.1 + 1.1 + 0.6) / 4)  # 0.775
+    assert r["predicted_speedup"] == pytest.approx(4 / 3.1)
+    assert r["threshold"] == 0.5
+
+
+def test_evaluate_threshold_high():
+    # tau = 0.9: H = 0.811 is now confident enough, so samples 1 and 3 leave earlier.
+    r = evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 0.9)
+    np.testing.assert_array_equal(r["exit_index"], [0, 1, 2, 0])
+    np.testing.assert_array_equal(r["predictions"], [0, 1, 1, 0])
+    assert r["accuracy"] == 1.0
+    np.testing.assert_allclose(r["exit_fractions"], [0.5, 0.25, 0.25])
+    assert r["relative_cost"] == pytest.approx((0.3 + 0.6 + 1.1 + 0.3) / 4)  # 0.575
+
+
+def test_threshold_zero_is_the_final_exit():
+    r = evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 0.0)
+    np.testing.assert_array_equal(r["exit_index"], [2, 2, 2, 2])
+    final_accuracy = evaluation.exit_accuracies(LOGITS, LABELS)[-1]
+    assert r["accuracy"] == final_accuracy == 0.5
+    assert r["relative_cost"] == pytest.approx(COSTS[-1])
+    np.testing.assert_array_equal(r["exit_fractions"], [0, 0, 1])
+
+
+def test_threshold_one_is_the_first_exit():
+    r = evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 1.0)  # the uniform rows leave too
+    np.testing.assert_array_equal(r["exit_index"], [0, 0, 0, 0])
+    np.testing.assert_array_equal(r["predictions"], [0, 0, 0, 0])
+    assert r["accuracy"] == 0.5
+    assert r["relative_cost"] == pytest.approx(COSTS[0])
+
+
+def test_evaluate_threshold_rejects_bad_input():
+    with pytest.raises(ValueError, match="need one cost per exit"):
+        evaluation.evaluate_threshold(LOGITS, LABELS, COSTS[:2], 0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 1.5)
+
+
+def test_exit_accuracies():
+    # exit_1 predicts 0 everywhere (argmax of a tie is 0); exit_2 predicts 1, 1, 0, 1; final 1, 0, 1, 0.
+    np.testing.assert_allclose(evaluation.exit_accuracies(LOGITS, LABELS), [0.5, 0.25, 0.5])
+
+
+def test_sweep_table():
+    table = evaluation.sweep(LOGITS, LABELS, COSTS, thresholds=[0.0, 0.5, 0.9, 1.0])
+    assert list(table.columns) == [
+        "threshold", "accuracy", "relative_cost", "predicted_speedup",
+        "frac_exit_1", "frac_exit_2", "frac_exit_3",
+    ]
+    assert table.shape == (4, 7)
+    np.testing.assert_allclose(table["accuracy"], [0.5, 0.5, 1.0, 0.5])
+    np.testing.assert_allclose(table["relative_cost"], [1.1, 0.775, 0.575, 0.3])
+    np.testing.assert_allclose(table[["frac_exit_1", "frac_exit_2", "frac_exit_3"]].sum(axis=1), 1.0)
+    named = evaluation.sweep(LOGITS, LABELS, COSTS, [0.5], exit_names=["exit_1", "exit_2", "final"])
+    assert "frac_final" in named.columns
+    assert len(evaluation.sweep(LOGITS, LABELS, COSTS)) == len(evaluation.DEFAULT_THRESHOLDS)
+
+
+def test_sweep_cost_never_grows_with_the_threshold(rng):
+    logits = rng.normal(0, 2.5, size=(300, 5, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, size=300)
+    costs = [0.1, 0.3, 0.55, 0.8, 1.05]
+    table = evaluation.sweep(logits, labels, costs)
+    cost = table["relative_cost"].to_numpy()
+    assert np.all(np.diff(cost) <= 1e-12)
+    assert cost[0] == pytest.approx(1.05) and cost[-1] == pytest.approx(0.1)
+    assert cost[0] > cost[len(cost) // 2] > cost[-1]  # the sweep does something in between
+
+
+def test_choose_threshold_picks_the_cheapest_within_tolerance():
+    sweep = pd.DataFrame(
+        {
+            "threshold": [0.0, 0.2, 0.4, 0.6, 0.8],
+            "accuracy": [0.90, 0.90, 0.895, 0.88, 0.70],
+            "relative_cost": [1.10, 0.80, 0.60, 0.50, 0.30],
+        }
+    )
+    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.01) == 0.4  # 0.88 is 2 points down
+    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.02) == 0.6  # exactly at the limit
+    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.0) == 0.2
+    assert evaluation.choose_threshold(sweep, 0.95, tolerance=0.0) == 0.0  # nothing qualifies
+
+
+def test_choose_threshold_breaks_cost_ties_by_accuracy_then_threshold():
+    sweep = pd.DataFrame(
+        {
+            "threshold": [0.0, 0.3, 0.5, 0.7],
+            "accuracy": [0.9, 0.89, 0.9, 0.9],
+            "relative_cost": [1.0, 0.5, 0.5, 0.5],
+        }
+    )
+    assert evaluation.choose_threshold(sweep, 0.9, tolerance=0.02) == 0.5
+
+
+def test_collect_logits_matches_predict(tiny_model):
+    images = data.synthetic_images(n_per_class=5, num_classes=3, image_size=32, seed=2)
+    names = models.output_names(tiny_model)
+    ds = data.make_dataset(images, batch_size=4, output_names=names)  # dict labels, as for training
+    logits, labels = evaluation.collect_logits(tiny_model, ds)
+
+    assert logits.shape == (15, 6, 3) and logits.dtype == np.float32
+    np.testing.assert_array_equal(labels, images.labels)
+    expected = np.stack(tiny_model.predict(images.images, verbose=0), axis=1)
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_collect_logits_of_a_plain_model():
+    plain = models.build_vgg11(3, 32, 0.125, head=None)
+    images = data.synthetic_images(n_per_class=2, num_classes=3, image_size=32, seed=2)
+    logits, labels = evaluation.collect_logits(plain, data.make_dataset(images, batch_size=4))
+    assert logits.shape == (6, 1, 3)
+    np.testing.assert_allclose(logits[:, 0], plain.predict(images.images, verbose=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(labels, images.labels)

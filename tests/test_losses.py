@@ -1,0 +1,135 @@
+"""Tests of helpers.losses: loss weights, the compiled joint loss against a NumPy reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from helpers import data, losses, models
+
+NAMES = ["exit_1", "exit_2", "final"]
+
+
+# --------------------------------------------------------------------------- exit_loss_weights
+
+
+def test_weights_from_one_lambda():
+    assert losses.exit_loss_weights(NAMES, 0.3) == {"exit_1": 0.3, "exit_2": 0.3, "final": 1.0}
+    assert losses.exit_loss_weights(NAMES, 1) == {"exit_1": 1.0, "exit_2": 1.0, "final": 1.0}
+    assert losses.exit_loss_weights(NAMES, np.float32(0.5))["exit_2"] == 0.5
+
+
+def test_weights_one_per_early_exit():
+    assert losses.exit_loss_weights(NAMES, [0.2, 0.5]) == {"exit_1": 0.2, "exit_2": 0.5, "final": 1.0}
+
+
+def test_weights_one_per_output():
+    assert losses.exit_loss_weights(NAMES, (0.2, 0.5, 0.7)) == {"exit_1": 0.2, "exit_2": 0.5, "final": 0.7}
+    # Two outputs, as in [0.3, 0.7]: the list is per output, not per early exit.
+    assert losses.exit_loss_weights(["exit_1", "final"], [0.3, 0.7]) == {"exit_1": 0.3, "final": 0.7}
+
+
+def test_weights_from_mapping_follow_output_order():
+    result = losses.exit_loss_weights(NAMES, {"final": 2, "exit_2": 0.1, "exit_1": 0})
+    assert list(result) == NAMES
+    assert result == {"exit_1": 0.0, "exit_2": 0.1, "final": 2.0}
+
+
+def test_weights_for_a_plain_model():
+    assert losses.exit_loss_weights(["final"], ()) == {"final": 1.0}
+    assert losses.exit_loss_weights(["final"], 0.3) == {"final": 1.0}  # lambda only touches early exits
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0] * 4])
+def test_weights_wrong_length(weights):
+    with pytest.raises(ValueError) as err:
+        losses.exit_loss_weights(NAMES, weights)
+    message = str(err.value)
+    assert f"got {len(weights)} loss weights" in message
+    assert "give 2 (one per early exit, final weight 1) or 3 (one per output)" in message
+
+
+@pytest.mark.parametrize(
+    "weights", [-0.1, [0.2, -1.0], [0.2, float("nan")], [0.2, 0.2, math.inf], {"exit_1": 1, "exit_2": -2, "final": 1}]
+)
+def test_weights_must_be_finite_and_non_negative(weights):
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        losses.exit_loss_weights(NAMES, weights)
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [{"exit_1": 1, "exit_2": 1, "final": 1, "exit_9": 1}, {"exit_1": 1, "final": 1}, {"exit1": 1, "exit_2": 1, "final": 1}],
+)
+def test_weights_mapping_must_name_every_output(weights):
+    with pytest.raises(ValueError, match=r"must name every output exactly.*outputs are \['exit_1', 'exit_2', 'final'\]"):
+        losses.exit_loss_weights(NAMES, weights)
+
+
+# --------------------------------------------------------------------------- joint_cross_entropy
+
+
+def test_joint_cross_entropy_hand_value():
+    # Two samples, K = 2. Uniform logits: CE = log 2 each. Logits [log 3, 0] with label 0: p = 3/4.
+    labels = np.array([0, 1])
+    uniform = np.zeros((2, 2))
+    skewed = np.array([[math.log(3), 0.0], [math.log(3), 0.0]])  # label 1 there: p = 1/4
+    ce_skewed = (-math.log(0.75) - math.log(0.25)) / 2
+    assert losses.joint_cross_entropy(labels, [uniform, skewed], [0.3, 1.0]) == pytest.approx(
+        0.3 * math.log(2) + ce_skewed, rel=1e-12
+    )
+    # Shifting logits does not change the loss; huge logits do not overflow.
+    assert losses.joint_cross_entropy(labels, [skewed + 1000.0], {"final": 1.0}) == pytest.approx(ce_skewed)
+
+
+# --------------------------------------------------------------------------- compiled models
+
+
+@pytest.fixture
+def tiny_data() -> data.ImageSet:
+    return data.synthetic_images(n_per_class=6, num_classes=3, image_size=32, seed=3)
+
+
+@pytest.mark.parametrize("weights", [[0.3] * 5 + [1.0], [1.0] * 6, 0.3])
+def test_compiled_loss_matches_the_reference(tiny_model, tiny_data, weights):
+    used = losses.compile_multi_exit(tiny_model, weights)
+    names = models.output_names(tiny_model)
+    assert list(used) == names
+    # Batches of 7 for 18 images (7, 7, 4): Keras must weight the last, smaller batch by its size.
+    ds = data.make_dataset(tiny_data, batch_size=7, output_names=names)
+    result = tiny_model.evaluate(ds, return_dict=True, verbose=0)
+
+    logits = tiny_model.predict(tiny_data.images, verbose=0)
+    expected = losses.joint_cross_entropy(tiny_data.labels, logits, used)
+    assert result["loss"] == pytest.approx(expected, rel=1e-4)
+    # One accuracy per exit, equal to the accuracy of that exit's logits.
+    for name, z in zip(names, logits, strict=True):
+        accuracy = float((z.argmax(-1) == tiny_data.labels).mean())
+        assert result[f"{name}_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_compiled_loss_weights_matter(tiny_model, tiny_data):
+    names = models.output_names(tiny_model)
+    ds = data.make_dataset(tiny_data, batch_size=64, output_names=names)
+    losses.compile_multi_exit(tiny_model, 1.0)
+    all_one = tiny_model.evaluate(ds, return_dict=True, verbose=0)["loss"]
+    losses.compile_multi_exit(tiny_model, 0.0)
+    final_only = tiny_model.evaluate(ds, return_dict=True, verbose=0)["loss"]
+    logits = tiny_model.predict(tiny_data.images, verbose=0)
+    assert final_only == pytest.approx(
+        losses.joint_cross_entropy(tiny_data.labels, logits[-1:], [1.0]), rel=1e-4
+    )
+    assert all_one > final_only  # five more positive cross-entropies
+
+
+def test_plain_model_compiles_and_logs_final_accuracy(tiny_data):
+    model = models.build_vgg11(3, 32, 0.125, head=None)
+    assert losses.compile_multi_exit(model, ()) == {"final": 1.0}
+    ds = data.make_dataset(tiny_data, batch_size=64, output_names=model.output_names)
+    result = model.evaluate(ds, return_dict=True, verbose=0)
+    logits = model.predict(tiny_data.images, verbose=0)
+    assert set(result) >= {"loss", "final_accuracy"}
+    assert result["loss"] == pytest.approx(losses.joint_cross_entropy(tiny_data.labels, [logits], [1.0]), rel=1e-4)
+    assert result["final_accuracy"] == pytest.approx(float((logits.argmax(-1) == tiny_data.labels).mean()))

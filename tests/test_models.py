@@ -1,0 +1,150 @@
+"""Tests of helpers.models: the VGG11-BN backbone, exit heads and multi-exit assembly."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import models
+
+EXIT_NAMES = ["exit_1", "exit_2", "exit_3", "exit_4", "exit_5", "final"]
+
+
+def _images(n: int = 2, size: int = 32, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_vgg11_outputs_are_named_logits(tiny_model):
+    assert models.output_names(tiny_model) == EXIT_NAMES
+    assert tiny_model.name == "vgg11_conv_exits"
+    assert tiny_model.inputs[0].dtype == "uint8"
+    outputs = tiny_model(_images(2), training=False)  # raw uint8 images go straight in
+    assert len(outputs) == 6
+    for out in outputs:
+        assert tuple(out.shape) == (2, 3)
+        assert keras.backend.standardize_dtype(out.dtype) == "float32"
+        assert np.all(np.isfinite(np.asarray(out)))
+
+
+def test_vgg11_rescales_inside_the_model(tiny_model):
+    # The preprocess layer maps uint8 [0, 255] to [0, 1]: the first block sees x / 255.
+    images = _images(2)
+    block_input = keras.Model(tiny_model.inputs[0], tiny_model.get_layer("preprocess").output)
+    np.testing.assert_allclose(np.asarray(block_input(images)), images / 255.0, rtol=1e-6)
+
+
+def test_vgg11_width_scales_blocks_and_heads(tiny_model):
+    # width 1/8: blocks 8, 16, 2x32, 2x64, 2x64 filters; conv heads 128/8 = 16 filters.
+    convs = [
+        tiny_model.get_layer(f"block_{b}").get_layer(f"conv{j}").filters
+        for b, n in zip(range(1, 6), (1, 1, 2, 2, 2), strict=True)
+        for j in range(1, n + 1)
+    ]
+    assert convs == [8, 16, 32, 32, 64, 64, 64, 64]
+    assert tiny_model.get_layer("exit_1").get_layer("conv").filters == 16
+    # Feature-map sizes: 32 -> 16 -> 8 -> 4 -> 2 -> 1 after the five max-pools.
+    sides = [tiny_model.get_layer(f"block_{b}").output.shape[1] for b in range(1, 6)]
+    assert sides == [16, 8, 4, 2, 1]
+
+
+def test_plain_vgg11_bn_parameter_count():
+    """VGG11-BN ("A" with batch norm), width 1, 10 classes, counted by hand.
+
+    3x3 convs without bias (C_in * C_out * 9):
+        block 1:  3 * 64 * 9                       =     1,728
+        block 2:  64 * 128 * 9                     =    73,728
+        block 3:  128 * 256 * 9 + 256 * 256 * 9    =   294,912 +   589,824
+        block 4:  256 * 512 * 9 + 512 * 512 * 9    = 1,179,648 + 2,359,296
+        block 5:  2 * 512 * 512 * 9                = 4,718,592
+        total                                      = 9,217,728
+    Batch norm: 4 numbers per channel (gamma, beta trainable; mean, variance not)
+        channels 64 + 128 + 2*256 + 4*512 = 2,752  ->  11,008 (5,504 trainable)
+    Final dense: 512 * 10 + 10 = 5,130.  Global average pooling, ReLU, pooling: 0.
+    The count does not depend on the input size (global pooling before the dense layer).
+    """
+    conv = 1_728 + 73_728 + 294_912 + 589_824 + 1_179_648 + 2_359_296 + 4_718_592
+    assert conv == 9_217_728
+    bn = 4 * (64 + 128 + 256 + 256 + 512 + 512 + 512 + 512)
+    dense = 512 * 10 + 10
+    model = models.build_vgg11(num_classes=10, input_size=32, width=1.0, head=None)
+    assert model.count_params() == conv + bn + dense == 9_233_866
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == conv + bn // 2 + dense == 9_228_362
+
+
+def test_head_parameter_counts():
+    # conv head on 8 channels, 16 filters, 3 classes: 3*3*8*16 + 16 (conv) + 16*3 + 3 (dense).
+    conv_head = models.exit_head("exit_1", (16, 16, 8), 3, kind="conv", conv_filters=16)
+    assert conv_head.count_params() == 3 * 3 * 8 * 16 + 16 + 16 * 3 + 3
+    # pool head: only the dense layer, 8*3 + 3.
+    pool_head = models.exit_head("exit_1", (16, 16, 8), 3, kind="pool")
+    assert pool_head.count_params() == 8 * 3 + 3
+
+
+def test_exits_after_subset():
+    model = models.build_vgg11(3, 32, 0.125, head="pool", exits_after=(2, 4))
+    assert models.output_names(model) == ["exit_1", "exit_2", "final"]
+    assert models.exit_positions(model) == {"exit_1": "block_2", "exit_2": "block_4", "final": "block_5"}
+    assert model.name == "vgg11_pool_exits"
+    assert all(tuple(o.shape) == (1, 3) for o in model(_images(1)))
+
+
+def test_exit_positions_default(tiny_model):
+    assert models.block_names(tiny_model) == [f"block_{b}" for b in range(1, 6)]
+    expected = {f"exit_{b}": f"block_{b}" for b in range(1, 6)} | {"final": "block_5"}
+    assert models.exit_positions(tiny_model) == expected
+
+
+def test_plain_model_has_one_output():
+    model = models.build_vgg11(3, 32, 0.125, head=None, exits_after=(1, 2))  # exits ignored
+    assert models.output_names(model) == ["final"]
+    assert model.name == "vgg11_plain"
+    assert models.exit_positions(model) == {"final": "block_5"}
+    assert not any(layer.name.startswith("exit_") for layer in model.layers)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_size": 48}, "divisible by 32"),
+        ({"input_size": 33}, "divisible by 32"),
+        ({"width": 0}, "width must be positive"),
+        ({"width": -0.5}, "width must be positive"),
+        ({"head": "dense"}, "unknown exit head kind 'dense'"),
+    ],
+)
+def test_build_vgg11_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.build_vgg11(**({"num_classes": 3, "input_size": 32, "width": 0.125} | kwargs))
+
+
+@pytest.mark.parametrize("exits_after", [(2, 1), (1, 1), (0,), (6,)])
+def test_build_vgg11_rejects_bad_exit_positions(exits_after):
+    with pytest.raises(ValueError, match="exits_after must be sorted, unique block numbers in 1..5"):
+        models.build_vgg11(3, 32, 0.125, exits_after=exits_after)
+
+
+def test_exit_head_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="choose one of"):
+        models.exit_head("exit_1", (4, 4, 8), 3, kind="attention")
+
+
+def test_tiny_width_keeps_at_least_one_filter():
+    model = models.build_vgg11(3, 32, width=0.001, head="conv")
+    assert model.get_layer("block_1").get_layer("conv1").filters == 1
+    assert model.get_layer("exit_1").get_layer("conv").filters == 1
+
+
+def test_save_and_load_roundtrip(tiny_model, tmp_path):
+    images = _images(4)
+    before = tiny_model.predict(images, verbose=0)
+    path = tmp_path / "model.keras"
+    tiny_model.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    after = loaded.predict(images, verbose=0)
+
+    assert models.output_names(loaded) == EXIT_NAMES
+    assert models.exit_positions(loaded) == models.exit_positions(tiny_model)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,163 @@
+"""Tests of helpers.registry (finding and loading trained models) and helpers.paths."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import models, paths, registry
+
+CLASSES = ["cats", "dogs", "owls"]
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A tiny plain VGG11 (3 classes) saved as ``model.keras``, alone in a folder."""
+    keras.utils.set_random_seed(0)
+    model = models.build_vgg11(num_classes=3, input_size=32, width=0.125, head=None)
+    path = tmp_path_factory.mktemp("saved") / "model.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture
+def run_dir(tmp_path, saved_model):
+    """A run folder as ``helpers.train`` writes it: model.keras, config.json, history.csv."""
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    shutil.copyfile(saved_model, run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"name": "tiny", "class_names": CLASSES}))
+    (run / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    return run
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch, saved_model):
+    """An empty stand-in for ``models/`` with one reference model, ``ref-a``."""
+    folder = tmp_path / "models"
+    (folder / "ref-a").mkdir(parents=True)
+    shutil.copyfile(saved_model, folder / "ref-a" / "model.keras")
+    (folder / "ref-a" / "meta.json").write_text(json.dumps({"class_names": ["x", "y", "z"]}))
+    (folder / "not-a-model").mkdir()  # no model.keras: not listed
+    monkeypatch.setattr(registry, "MODELS_DIR", folder)
+    return folder
+
+
+# --------------------------------------------------------------------------- resolve
+
+
+def test_resolve_a_file(saved_model):
+    assert registry.resolve(saved_model) == saved_model
+    assert registry.resolve(str(saved_model)) == saved_model
+
+
+def test_resolve_a_run_folder(run_dir):
+    assert registry.resolve(run_dir) == run_dir / "model.keras"
+
+
+def test_resolve_a_reference_name(models_dir):
+    assert registry.reference_names() == ["ref-a"]
+    assert registry.resolve("ref-a") == models_dir / "ref-a" / "model.keras"
+
+
+def test_resolve_unknown_lists_the_reference_models(models_dir):
+    with pytest.raises(FileNotFoundError, match=r"called 'nope' \(reference models: ref-a\)"):
+        registry.resolve("nope")
+
+
+def test_resolve_unknown_without_reference_models(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "no-models-here")
+    assert registry.reference_names() == []
+    with pytest.raises(FileNotFoundError, match="none shipped yet"):
+        registry.resolve(tmp_path)  # an existing folder without model.keras is no run either
+
+
+# --------------------------------------------------------------------------- load
+
+
+def test_load_a_run_takes_the_class_names_from_config(run_dir, saved_model):
+    loaded = registry.load(run_dir)
+    assert loaded.class_names == CLASSES
+    assert loaded.meta["name"] == "tiny"
+    assert loaded.path == run_dir / "model.keras"
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    original = keras.models.load_model(saved_model, compile=False)
+    np.testing.assert_array_equal(
+        np.asarray(loaded.model.predict(images, verbose=0)), np.asarray(original.predict(images, verbose=0))
+    )
+
+
+def test_load_prefers_meta_json(models_dir):
+    (models_dir / "ref-a" / "config.json").write_text(json.dumps({"class_names": CLASSES}))
+    assert registry.load("ref-a").class_names == ["x", "y", "z"]
+
+
+def test_load_without_metadata_names_classes_by_index(saved_model):
+    assert registry.load(saved_model).class_names == ["class_0", "class_1", "class_2"]
+
+
+def test_load_a_file_that_is_not_a_model(tmp_path):
+    bogus = tmp_path / "model.keras"
+    bogus.write_text("this is not a zip archive")
+    with pytest.raises(ValueError, match="is not a loadable Keras model") as err:
+        registry.load(tmp_path)
+    assert str(bogus) in str(err.value)
+
+
+def test_load_missing(tmp_path, models_dir):
+    with pytest.raises(FileNotFoundError, match="reference models: ref-a"):
+        registry.load(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------- trained_dir, publish
+
+
+def test_trained_dir_prefers_a_finished_run(run_dir, models_dir):
+    runs = run_dir.parent
+    assert registry.trained_dir("tiny", runs) == run_dir
+    shutil.copytree(models_dir / "ref-a", models_dir / "tiny")
+    (run_dir / "model.keras").unlink()  # unfinished run: fall back to the reference model
+    assert registry.trained_dir("tiny", runs) == models_dir / "tiny"
+    with pytest.raises(FileNotFoundError, match="no trained model 'other'.*python -m helpers.train"):
+        registry.trained_dir("other", runs)
+
+
+def test_publish_copies_a_run(run_dir, models_dir):
+    out = registry.publish(run_dir, "tiny-ref", threshold=0.35)
+    assert out == models_dir / "tiny-ref"
+    config = json.loads((out / "config.json").read_text())
+    assert config["class_names"] == CLASSES
+    assert config["threshold"] == 0.35
+    assert config["kind"] == "plain"
+    assert config["reference_name"] == "tiny-ref"
+    assert (out / "history.csv").read_text() == (run_dir / "history.csv").read_text()
+    assert registry.load("tiny-ref").class_names == CLASSES
+    assert not list(out.glob(".partial*"))
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def test_quick_mode(monkeypatch):
+    monkeypatch.setenv(paths.QUICK_ENV, "1")
+    assert paths.quick_mode()
+    assert paths.figures_dir() == paths.PROJECT_ROOT / "figures" / "quick"
+    monkeypatch.setenv(paths.QUICK_ENV, "0")
+    assert not paths.quick_mode()
+    assert paths.figures_dir() == paths.PROJECT_ROOT / "figures"
+    monkeypatch.delenv(paths.QUICK_ENV)
+    assert not paths.quick_mode()
+
+
+def test_runs_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv(paths.QUICK_ENV, raising=False)
+    monkeypatch.delenv(paths.RUNS_ENV, raising=False)
+    assert paths.runs_dir() == paths.PROJECT_ROOT / "runs"
+    monkeypatch.setenv(paths.RUNS_ENV, str(tmp_path))
+    assert paths.runs_dir() == tmp_path
+    monkeypatch.setenv(paths.QUICK_ENV, "1")
+    assert paths.runs_dir() == tmp_path / "quick"

@@ -1,0 +1,310 @@
+"""Tests of helpers.train and helpers.experiments: run folders, resuming, determinism, the command.
+
+The training runs use a 32 px, width-1/8 VGG11 on 66 synthetic images (48 train in
+three batches of 16, 9 validation, 9 test) for two epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import data, train
+from helpers.experiments import EXPERIMENTS, Experiment, get_experiment
+
+TINY = Experiment(
+    "tiny-conv", "tiny multi-exit test model", head="conv", loss_weights=0.5,
+    image_size=32, width=0.125, epochs=2, batch_size=16, learning_rate=1e-2,
+)
+TINY_PLAIN = dataclasses.replace(TINY, name="tiny-plain", head=None, loss_weights=())
+
+
+class Interrupted(Exception):
+    """Stands in for a crash or a kill in the middle of training."""
+
+
+class CrashAfterFirstEpoch(keras.callbacks.Callback):
+    """Raise at the end of epoch 0, after the earlier callbacks (backup, CSV log) have run."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise Interrupted("simulated crash after epoch 0")
+
+
+def _without_timing(history: pd.DataFrame) -> pd.DataFrame:
+    return history.drop(columns="seconds")
+
+
+@pytest.fixture(scope="module")
+def splits() -> data.Splits:
+    # 22 per class: val = test = round(0.15 * 22) = 3, train 16; x 3 classes = 48 / 9 / 9.
+    return data.split_dataset(data.synthetic_images(n_per_class=22, num_classes=3, image_size=32, seed=0), seed=0)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, splits) -> train.TrainedRun:
+    out = tmp_path_factory.mktemp("runs") / "tiny-conv"
+    return train.train(TINY, out, splits=splits, verbose=0)
+
+
+# --------------------------------------------------------------------------- a finished run
+
+
+def test_train_writes_the_run_folder(finished, splits):
+    out = finished.out_dir
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "model.keras", "split.json"]
+
+    config = json.loads((out / "config.json").read_text())
+    assert config == finished.config  # what train returned is what it wrote
+    assert config["finished"] is True
+    assert config["experiment"] == json.loads(json.dumps(TINY.to_dict()))
+    assert (config["seed"], config["precision"], config["quick"]) == (0, "float32", False)
+    assert config["class_names"] == ["class_0", "class_1", "class_2"]
+    assert config["split_fingerprint"] == splits.fingerprint()
+    assert config["split_sizes"] == [48, 9, 9]
+    assert config["global_batch_size"] == 16 and config["replicas"] == 1
+
+    split = json.loads((out / "split.json").read_text())
+    assert split == {"train": splits.train.ids, "val": splits.val.ids, "test": splits.test.ids}
+
+    history = train.read_history(out)
+    assert history["epoch"].tolist() == [0, 1]
+    for column in ("loss", "val_loss", "exit_1_accuracy", "final_accuracy", "val_final_accuracy", "seconds"):
+        assert column in history.columns
+    assert np.all(history["seconds"] > 0)
+    pd.testing.assert_frame_equal(history, finished.history)
+
+
+def test_the_saved_model_is_the_trained_model(finished, splits):
+    loaded = keras.models.load_model(finished.out_dir / train.MODEL_FILE, compile=False)
+    assert list(loaded.output_names) == ["exit_1", "exit_2", "exit_3", "exit_4", "exit_5", "final"]
+    images = splits.test.images
+    for a, b in zip(finished.model.predict(images, verbose=0), loaded.predict(images, verbose=0), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_train_again_loads_the_finished_run(finished, splits, capsys):
+    model_file = finished.out_dir / train.MODEL_FILE
+    stamp = model_file.stat().st_mtime_ns
+    again = train.train(TINY, finished.out_dir, splits=splits, verbose=0)
+
+    assert "holds a finished run of tiny-conv; loading it" in capsys.readouterr().out
+    assert model_file.stat().st_mtime_ns == stamp  # not written again
+    pd.testing.assert_frame_equal(again.history, finished.history)  # same seconds: not trained again
+    assert again.config == finished.config
+    images = splits.test.images[:4]
+    np.testing.assert_array_equal(again.model.predict(images, verbose=0)[-1], finished.model.predict(images, verbose=0)[-1])
+
+
+def test_load_run(finished):
+    run = train.load_run(finished.out_dir)
+    assert run.config["name"] == "tiny-conv"
+    assert len(run.history) == 2
+
+
+def test_load_run_without_a_model(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no trained model in .*train it first"):
+        train.load_run(tmp_path)
+
+
+def test_same_seed_same_history(finished, splits, tmp_path):
+    """Two fresh runs with one seed give the same numbers (CPU; augmentation included)."""
+    second = train.train(TINY, tmp_path / "again", splits=splits, verbose=0)
+    pd.testing.assert_frame_equal(_without_timing(second.history), _without_timing(finished.history), check_exact=True)
+    images = splits.test.images
+    for a, b in zip(second.model.predict(images, verbose=0), finished.model.predict(images, verbose=0), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- interrupted runs
+
+
+def test_interrupted_run_resumes(tmp_path, splits):
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train.train(TINY_PLAIN, out, splits=splits, verbose=0, callbacks=[CrashAfterFirstEpoch()])
+
+    work = out / train.WORK_DIR
+    assert not (out / train.MODEL_FILE).exists()
+    assert (work / "backup").is_dir()
+    assert json.loads((work / "config.json").read_text())["finished"] is False
+    first = train.read_history(work)
+    assert first["epoch"].tolist() == [0]
+
+    # Another configuration must not pick up this backup.
+    with pytest.raises(ValueError, match="unfinished run of another configuration"):
+        train.train(TINY_PLAIN, out, splits=splits, verbose=0, seed=1)
+
+    run = train.train(TINY_PLAIN, out, splits=splits, verbose=0)
+    assert run.history["epoch"].tolist() == [0, 1]
+    pd.testing.assert_frame_equal(run.history.iloc[:1], first)  # epoch 0 kept as it was
+    assert (out / train.MODEL_FILE).exists()
+    assert not work.exists()
+    assert json.loads((out / "config.json").read_text())["finished"] is True
+    assert list(run.model.output_names) == ["final"]
+
+
+def test_overwrite_starts_from_scratch_even_with_a_backup(tmp_path, splits):
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train.train(TINY_PLAIN, out, splits=splits, verbose=0, callbacks=[CrashAfterFirstEpoch()])
+    interrupted = train.read_history(out / train.WORK_DIR)
+
+    run = train.train(TINY_PLAIN, out, splits=splits, verbose=0, overwrite=True)
+    # Trained again from epoch 0 (not resumed from the backup with the history deleted) ...
+    assert run.history["epoch"].tolist() == [0, 1]
+    # ... and, being deterministic, epoch 0 is the same as the interrupted run's.
+    pd.testing.assert_frame_equal(_without_timing(run.history.iloc[:1]), _without_timing(interrupted))
+
+
+def test_interrupted_retraining_is_resumed_not_replaced_by_the_old_model(tmp_path, splits, capsys):
+    out = tmp_path / "run"
+    train.train(TINY_PLAIN, out, splits=splits, verbose=0, epochs=1)  # an older, finished run
+    old_model = (out / train.MODEL_FILE).read_bytes()
+    old_history = train.read_history(out)
+    # Train another configuration (2 epochs) into the same folder; it crashes after epoch 0.
+    with pytest.raises(Interrupted):
+        train.train(TINY_PLAIN, out, splits=splits, verbose=0, callbacks=[CrashAfterFirstEpoch()])
+    capsys.readouterr()
+    # The failed run replaced nothing of the finished one.
+    assert (out / train.MODEL_FILE).read_bytes() == old_model
+    pd.testing.assert_frame_equal(train.read_history(out), old_history)
+    assert json.loads((out / "config.json").read_text())["experiment"]["epochs"] == 1
+
+    run = train.train(TINY_PLAIN, out, splits=splits, verbose=0)  # the same command again
+    assert "holds a finished run" not in capsys.readouterr().out
+    assert run.config["experiment"]["epochs"] == 2
+    assert run.history["epoch"].tolist() == [0, 1]
+    assert json.loads((out / "config.json").read_text())["finished"] is True
+
+
+# --------------------------------------------------------------------------- arguments and helpers
+
+
+def test_bad_arguments(tmp_path, splits):
+    with pytest.raises(ValueError, match=r"unknown precision 'float64'; choose one of \('float32'"):
+        train.train(TINY, tmp_path / "a", splits=splits, precision="float64")
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        train.train(TINY, tmp_path / "b", splits=splits, epochs=0)
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        train.train("nope", tmp_path / "c", splits=splits)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_default_precision_is_one_of_the_precisions():
+    assert train.default_precision() in train.PRECISIONS
+
+
+def test_default_precision_by_hardware(monkeypatch):
+    import tensorflow as tf
+
+    real_read_text = Path.read_text
+    cpuinfo = {"flags": "fpu sse avx2"}
+
+    def fake_read_text(self, *args, **kwargs):
+        if str(self) == "/proc/cpuinfo":
+            return cpuinfo["flags"]
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: [])
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(Path, "read_text", fake_read_text)
+    assert train.default_precision() == "float32"  # bfloat16 would be emulated
+    cpuinfo["flags"] = "fpu avx512f avx512_bf16 amx_tile"
+    assert train.default_precision() == "mixed_bfloat16"
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert train.default_precision() == "mixed_float16"
+
+
+def test_get_strategy():
+    assert train.get_strategy("default").num_replicas_in_sync == 1
+    with pytest.raises(ValueError, match="unknown strategy 'gpu'"):
+        train.get_strategy("gpu")
+
+
+def test_read_history_keeps_the_last_row_of_an_epoch(tmp_path):
+    # An epoch logged twice (the run was killed after the CSV row but before the backup).
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,2.0\n1,1.5\n1,1.4\n2,1.0\n")
+    history = train.read_history(tmp_path)
+    assert history["epoch"].tolist() == [0, 1, 2]
+    assert history["loss"].tolist() == [2.0, 1.4, 1.0]
+    assert list(history.index) == [0, 1, 2]
+    assert train.read_history(tmp_path / "missing").empty
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_main_lists_the_experiments(capsys):
+    assert train.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPERIMENTS:
+        assert name in out
+    assert len(out.strip().splitlines()) == len(EXPERIMENTS)
+
+
+def test_main_unknown_experiment(tmp_path, capsys):
+    assert train.main(["--experiment", "no-such-experiment", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: unknown experiment 'no-such-experiment'")
+    assert "flowers-vgg11-lambda1" in err[0]  # says which names exist
+
+
+def test_main_requires_experiment_and_out(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--experiment", "flowers-vgg11-plain"])
+    assert exit_info.value.code == 2
+    assert "--experiment and --out are required" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def test_get_experiment():
+    assert get_experiment("flowers-vgg11-plain").head is None
+    with pytest.raises(ValueError, match="known experiments: flowers-vgg11-lambda1"):
+        get_experiment("flowers-resnet")
+
+
+def test_quick_keeps_the_architecture():
+    exp = get_experiment("flowers-vgg11-lambda0.3")
+    quick = exp.quick()
+    assert (quick.epochs, quick.batch_size) == (2, 32)
+    assert (quick.image_size, quick.width, quick.head, quick.loss_weights) == (
+        exp.image_size, exp.width, exp.head, exp.loss_weights,
+    )
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_experiment_builds_and_compiles(name):
+    from helpers.losses import compile_multi_exit
+
+    exp = dataclasses.replace(EXPERIMENTS[name], image_size=32, width=0.125)
+    model = exp.build_model(5)
+    assert model.name == name.replace("-", "_").replace(".", "_")
+    assert model.output_names[-1] == "final"
+    assert len(model.output_names) == (1 if exp.head is None else 6)
+    weights = compile_multi_exit(model, exp.loss_weights)
+    assert weights["final"] == 1.0
+
+
+def test_prepare_splits_from_a_folder(tmp_path, make_image_folder):
+    folder = make_image_folder(tmp_path / "flower_photos", per_class=8)
+    exp = dataclasses.replace(TINY, image_size=16, quick_per_class=7, split_seed=3)
+    full = train.prepare_splits(exp, source=folder, progress=False)
+    # 8 per class: val = test = round(1.2) = 1, train 6; quick keeps 7: round(1.05) = 1, train 5.
+    assert [len(full.train), len(full.val), len(full.test)] == [30, 5, 5]
+    assert full.class_names == ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    assert full.train.images.shape[1:] == (16, 16, 3)
+    assert full.seed == 3
+    quick = train.prepare_splits(exp, source=folder, quick=True, progress=False)
+    assert [len(quick.train), len(quick.val), len(quick.test)] == [25, 5, 5]
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+        train.prepare_splits(dataclasses.replace(exp, dataset="cifar"), source=folder)
