@@ -1,0 +1,75 @@
+"""python -m helpers.evaluate: numbers consistent with the evaluation helpers, JSON keys, --list."""
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers import cost, data, evaluate, registry
+from helpers.evaluation import collect_logits, evaluate_threshold
+
+KEYS = {"model", "images", "exit_names", "exit_accuracy", "final_accuracy", "policy", "threshold",
+        "accuracy", "exit_fractions", "relative_cost", "predicted_speedup"}
+
+
+@pytest.fixture
+def model_dir(tmp_path, tiny_model):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    tiny_model.save(folder / "model.keras")
+    meta = {"class_names": ["daisy", "dandelion", "roses"], "threshold": 0.7}
+    (folder / "config.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.fixture
+def folder(tmp_path, make_image_folder):
+    return make_image_folder(tmp_path / "flowers", class_names=("roses", "daisy"), per_class=5, image_size=40)
+
+
+def test_json_report_matches_a_direct_computation(model_dir, folder, tiny_model, capsys):
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == KEYS
+    assert result["images"] == 10 and result["threshold"] == 0.7  # tau* from the model's metadata
+
+    # the same computation by hand: folder labels remapped to the model's label order
+    images = data.load_folder(folder, 32, progress=False, min_classes=1)
+    assert images.class_names == ["daisy", "roses"]
+    labels = np.array([0, 2])[images.labels]
+    logits, _ = collect_logits(tiny_model, data.make_dataset(images))
+    expected = evaluate_threshold(logits, labels, cost.relative_costs(tiny_model), 0.7)
+    np.testing.assert_allclose(result["exit_accuracy"], (logits.argmax(-1) == labels[:, None]).mean(0))
+    assert result["final_accuracy"] == result["exit_accuracy"][-1]
+    assert result["accuracy"] == pytest.approx(expected["accuracy"])
+    np.testing.assert_allclose(result["exit_fractions"], expected["exit_fractions"])
+    assert sum(result["exit_fractions"]) == pytest.approx(1.0)
+    assert result["relative_cost"] == pytest.approx(expected["relative_cost"])
+    assert result["predicted_speedup"] == pytest.approx(1 / result["relative_cost"])
+
+
+def test_threshold_zero_and_one(model_dir, folder, tiny_model):
+    costs = cost.relative_costs(tiny_model)
+    at_zero = evaluate.evaluate_folder(str(model_dir), str(folder), threshold=0.0, progress=False)
+    assert at_zero["exit_fractions"][-1] == 1.0 and at_zero["relative_cost"] == pytest.approx(costs[-1])
+    assert at_zero["accuracy"] == at_zero["final_accuracy"]
+    at_one = evaluate.evaluate_folder(str(model_dir), str(folder), threshold=1.0, progress=False)
+    assert at_one["exit_fractions"][0] == 1.0 and at_one["relative_cost"] == pytest.approx(costs[0])
+
+
+def test_text_report(model_dir, folder, capsys):
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--threshold", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "on 10 images" in out and "threshold 0.500" in out and "exit_1" in out and "final" in out
+
+
+def test_list_reference_models(tmp_path, monkeypatch, tiny_model, capsys):
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
+    assert evaluate.main(["--list"]) == 0
+    assert "no reference models" in capsys.readouterr().out
+    (tmp_path / "flowers-vgg11").mkdir()
+    tiny_model.save(tmp_path / "flowers-vgg11" / "model.keras")
+    meta = {"dataset": "tf_flowers", "kind": "multi-exit (5 early exits)"}
+    (tmp_path / "flowers-vgg11" / "config.json").write_text(json.dumps(meta))
+    assert evaluate.main(["--list"]) == 0
+    assert capsys.readouterr().out.strip() == "flowers-vgg11\ttf_flowers\tmulti-exit (5 early exits)"
