@@ -14,12 +14,13 @@ from helpers.paths import PROJECT_ROOT
 README = PROJECT_ROOT / "README.md"
 
 
-def replace_section(key: str, text: str, readme: Path = README) -> None:
-    """Put ``text`` between the ``key`` markers of ``readme``.
+def replace_section(key: str, text: str, readme: Path | None = None) -> None:
+    """Put ``text`` between the ``key`` markers of ``readme`` (default: the project's README).
 
     Raises:
         ValueError: the markers are missing.
     """
+    readme = readme or README
     start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
     content = readme.read_text()
     if start not in content or end not in content:
@@ -29,8 +30,9 @@ def replace_section(key: str, text: str, readme: Path = README) -> None:
     readme.write_text(f"{head}{start}\n{text.strip()}\n{end}{tail}")
 
 
-def read_section(key: str, readme: Path = README) -> str:
+def read_section(key: str, readme: Path | None = None) -> str:
     """The text between the ``key`` markers ('' if there are none)."""
+    readme = readme or README
     start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
     content = readme.read_text()
     if start not in content or end not in content:

@@ -1,0 +1,77 @@
+"""Generated README sections (helpers.report) and notebook timing (helpers.notebooks)."""
+
+import nbformat
+import numpy as np
+import pytest
+
+from helpers import notebooks, report
+from helpers.evaluation import Analysis
+
+
+@pytest.fixture
+def readme(tmp_path, monkeypatch):
+    path = tmp_path / "README.md"
+    path.write_text("# T\n\n<!-- results:start -->\nold\n<!-- results:end -->\n\n<!-- timings:start -->\n<!-- timings:end -->\nend\n")
+    monkeypatch.setattr(report, "README", path)
+    return path
+
+
+def test_replace_and_read_section(readme):
+    report.replace_section("results", "| a | b |")
+    text = readme.read_text()
+    assert "<!-- results:start -->\n| a | b |\n<!-- results:end -->" in text
+    assert "old" not in text and text.startswith("# T") and text.endswith("end\n")
+    assert report.read_section("results") == "| a | b |"
+    assert report.read_section("nothing") == ""
+    with pytest.raises(ValueError, match="no <!-- nothing:start -->"):
+        report.replace_section("nothing", "x")
+
+
+def _analysis(name, logits, labels, costs, threshold):
+    e = logits.shape[1]
+    names = [f"exit_{i + 1}" for i in range(e - 1)] + ["final"]
+    return Analysis(name, names, ["a", "b"], np.asarray(costs), logits, labels, logits, labels, threshold, 0.01)
+
+
+def test_results_table_numbers():
+    # two samples, two exits: sample 0 is confident at exit 1 (and right), sample 1 is not
+    logits = np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
+    labels = np.array([0, 1])
+    multi = _analysis("multi", logits, labels, [0.4, 1.2], threshold=0.5)
+    plain = _analysis("plain", logits[:, 1:], labels, [1.0], threshold=0.0)
+    table = report.results_table({"multi": multi, "plain": plain}, "plain")
+    rows = table.splitlines()
+    # early exit: both right; cost (0.4 + 1.2) / 2 = 0.8, speed-up 1.25
+    assert rows[2] == "| `multi` | 100.0% | 0.500 | 100.0% | 0.80 | 1.25× |"
+    assert rows[3] == "| `plain` | 100.0% | – | – | 1.00 | 1.00× |"
+    assert "Test split: 2 images" in table
+
+
+def test_notebook_seconds_and_stripping():
+    nb = nbformat.v4.new_notebook()
+    for start, end in (("2026-01-01T10:00:00.000000Z", "2026-01-01T10:00:30.000000Z"),
+                       ("2026-01-01T10:00:31.000000Z", "2026-01-01T10:02:00.500000Z")):
+        cell = nbformat.v4.new_code_cell("1")
+        cell.metadata["execution"] = {"iopub.execute_input": start, "shell.execute_reply": end}
+        nb.cells.append(cell)
+    nb.cells.append(nbformat.v4.new_markdown_cell("text"))
+    assert notebooks.notebook_seconds(nb) == pytest.approx(120.5)
+    notebooks.strip_execution_metadata(nb)
+    assert all("execution" not in c.metadata for c in nb.cells)
+    assert notebooks.notebook_seconds(nb) is None
+
+
+def test_update_readme_merges_timings(readme):
+    notebooks.update_readme({"02_b.ipynb": 600.0, "01_a.ipynb": 90.0})
+    notebooks.update_readme({"01_a.ipynb": 30.0})  # a later run of one notebook keeps the other row
+    section = report.read_section("timings")
+    assert "| `01_a.ipynb` | 0.5 min |" in section
+    assert "| `02_b.ipynb` | 10.0 min |" in section
+    assert section.index("01_a") < section.index("02_b")
+
+
+def test_notebook_paths_are_numbered_and_sorted():
+    paths = notebooks.notebook_paths()
+    assert [p.name[:2] for p in paths] == sorted(p.name[:2] for p in paths)
+    assert all(p.name[:2].isdigit() for p in paths)
+    assert notebooks.notebook_paths(["01"])[0].name.startswith("01_")
