@@ -1,0 +1,650 @@
+"""Measure the real speed-up of early exit, and compare it with the cost model's promise.
+
+    python -m helpers.benchmark MODEL [--data-dir DIR] [--threshold T] [--batch-size B]
+                                      [--precision float32|mixed_bfloat16] [--json]
+
+Three variants of the same model, each a ``tf.function`` with a fixed input
+signature (``helpers.inference.EarlyExitEngine``):
+
+- ``full``: the plain network (backbone and final classifier, no exit heads): the baseline;
+- ``all_exits``: every head on the whole batch (what "evaluate all, pick afterwards" costs);
+- ``early_exit@T``: real early exit at threshold T.
+
+Method, all in one process: the images are decoded once and cut into batches
+(tensors made before timing); every variant is warmed up (tracing, oneDNN
+primitive caches for the sub-batch sizes early exit produces); then ``repeats``
+rounds, each timing one pass of every variant over all images, round-robin with
+the order rotated each round so that slow drifts of the machine hit every variant
+alike; the median pass time gives the throughput. Latency at batch size 1 is
+measured the same way (interleaved, per image the median over rounds) on
+``latency_images`` images; the report gives its median, 95th percentile and mean
+over images.
+
+For ``early_exit`` the report compares:
+
+- measured speed-up: throughput(early_exit) / throughput(full) in the batched
+  setting, and mean latency(full) / mean latency(early_exit) at batch size 1 (a
+  ratio of means, like the cost model's ratio of total work; the ratio of medians
+  is reported too);
+- predicted speed-up: 1 / mean relative cost of the exits actually taken on those
+  same images (``helpers.cost.relative_costs``: backbone and every head evaluated
+  on the way);
+- efficiency = measured / predicted.
+
+To tell the engine's own overhead from the cost model's idealisation (a MAC count
+assumes every multiply-accumulate takes the same time; memory-bound layers such as
+the first, wide-resolution block take longer per MAC), every part of the network
+(each backbone segment and each head) is also timed alone on one batch and at batch
+size 1 (``measure_stages``). Their cumulative sums give a measured relative cost of
+each exit, hence a second prediction and an ``engine_efficiency`` = measured /
+timed prediction. The same timings check that ``all_exits`` costs no more than the
+sum of its parts: every block runs once.
+
+Accuracy: ``full`` uses the final classifier, ``all_exits`` reports the final
+output's accuracy (and every exit's), ``early_exit`` its own.
+
+Timings mean something only on an otherwise idle machine: interleaving spreads the
+disturbance of other processes evenly over the variants but cannot remove it. The
+report records the system load average before and after the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from helpers.policies import ExitRule, check_threshold, entropy_exit
+
+VARIANTS = ("full", "all_exits", "early_exit")
+DEFAULT_THRESHOLD = 0.5
+TARGETS = {
+    "batched_efficiency": 0.9,
+    "batch1_efficiency": 0.8,
+    "speedup_at_accuracy": 2.0,
+    "all_exits_over_parts": 1.05,  # 5 % tolerance for timing noise
+}
+
+
+def _log(message: str, progress: bool) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _load_average() -> float | None:
+    """The system's 1-minute load average (None where the OS does not report it)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
+def _fetch(out) -> None:
+    """Bring a result to the host (the call has finished once its outputs are readable)."""
+    for t in tf.nest.flatten(out):
+        t.numpy()
+
+
+def _time_call(fn: Callable, args: Sequence) -> float:
+    start = time.perf_counter()
+    _fetch(fn(*args))
+    return time.perf_counter() - start
+
+
+def _time_pass(fn: Callable, batches: Sequence[tuple]) -> float:
+    start = time.perf_counter()
+    for args in batches:
+        _fetch(fn(*args))
+    return time.perf_counter() - start
+
+
+def _rotated(names: Sequence[str], k: int) -> list[str]:
+    k %= len(names)
+    return list(names[k:]) + list(names[:k])
+
+
+def percentile_summary(seconds: np.ndarray) -> dict[str, float]:
+    """Median, 95th percentile and mean of per-image times, in milliseconds."""
+    ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    return {
+        "median_ms": float(np.median(ms)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "mean_ms": float(ms.mean()),
+    }
+
+
+def speedup_report(
+    exits: np.ndarray, costs: Sequence[float], measured: float, timed_costs: Sequence[float] | None = None
+) -> dict[str, float]:
+    """Predicted speed-up of an observed exit distribution, and the efficiency of a measured one.
+
+    Args:
+        exits: 1-based exit of each image.
+        costs: relative cost of each exit (``helpers.cost.relative_costs``).
+        measured: measured speed-up over the plain network.
+        timed_costs: optionally, relative costs measured by timing the parts
+            (``measure_stages``' ``relative_times``).
+
+    Returns:
+        ``{"mean_relative_cost", "predicted_speedup", "measured_speedup", "efficiency"}``
+        with ``predicted = 1 / mean cost`` and ``efficiency = measured / predicted``;
+        with ``timed_costs`` also ``timed_predicted_speedup`` (the same from the
+        timed costs) and ``engine_efficiency`` = measured / timed prediction, which
+        leaves out how well MACs predict time and keeps the engine's own overhead.
+    """
+    exits = np.asarray(exits)
+    mean_cost = float(np.asarray(costs, dtype=np.float64)[exits - 1].mean())
+    predicted = 1.0 / mean_cost
+    report = {
+        "mean_relative_cost": mean_cost,
+        "predicted_speedup": predicted,
+        "measured_speedup": float(measured),
+        "efficiency": float(measured) / predicted,
+    }
+    if timed_costs is not None:
+        timed = 1.0 / float(np.asarray(timed_costs, dtype=np.float64)[exits - 1].mean())
+        report |= {"timed_predicted_speedup": timed, "engine_efficiency": float(measured) / timed}
+    return report
+
+
+def _layer_function(layers: Sequence, spec: tf.TensorSpec) -> Callable:
+    """A ``tf.function`` applying ``layers`` in sequence to tensors of ``spec``."""
+
+    @tf.function(input_signature=[spec])
+    def apply(x: tf.Tensor) -> tf.Tensor:
+        for layer in layers:
+            x = layer(x, training=False)
+        return x
+
+    return apply
+
+
+def _empty_function(spec: tf.TensorSpec) -> Callable:
+    """A ``tf.function`` that takes a batch and does nothing with it: the fixed cost of a call."""
+
+    @tf.function(input_signature=[spec])
+    def nothing(x: tf.Tensor) -> tf.Tensor:
+        return tf.shape(x)
+
+    return nothing
+
+
+def measure_stages(engine, images: np.ndarray, repeats: int = 5) -> dict:
+    """Time every part of the network alone on one batch, and ``full``/``all_exits`` whole.
+
+    The parts are the backbone segments (the blocks run before each output;
+    the first segment includes the preprocessing) and the heads, each a
+    ``tf.function`` applied to precomputed features of its input. Their sum is what
+    ``all_exits`` must not exceed (it would if it recomputed backbone work), and
+    their cumulative sums give a *measured* relative cost of each exit, to set beside
+    the MAC count of ``helpers.cost`` (which assumes every MAC takes the same time).
+
+    Args:
+        engine: an ``EarlyExitEngine``.
+        images: one batch, uint8 ``(B, H, W, 3)``.
+        repeats: timed rounds (interleaved, order rotated); medians are reported.
+
+    Every part timed alone also pays the fixed cost of calling a ``tf.function``
+    (``call_overhead_ms``, timed with a function that does nothing; about half a
+    millisecond, which matters at batch size 1). It is subtracted from each part
+    and counted once per network call in the sums below.
+
+    Returns:
+        Milliseconds per batch: ``full_ms``, ``all_exits_ms``, ``call_overhead_ms``,
+        ``segments_ms`` and ``heads_ms`` (per output name, overhead removed),
+        ``sum_of_parts_ms`` (one overhead plus every part), ``ratio`` = all_exits /
+        sum of parts; and ``relative_times``: per output, the time to reach and
+        evaluate it (overhead, segments and heads so far) over the plain network's
+        (overhead, segments and final head).
+    """
+    x = tf.convert_to_tensor(images)
+    calls: dict[str, tuple[Callable, tuple]] = {
+        "full": (engine.full_fn, (x,)),
+        "all_exits": (engine.all_exits_fn, (x,)),
+    }
+    h = x
+    segments, heads = [], []
+    for j, stage in enumerate(engine.stages):
+        layers = ([engine.preprocess] if j == 0 else []) + list(stage.blocks)
+        if layers:
+            segment = _layer_function(layers, tf.TensorSpec([None, *h.shape[1:]], h.dtype))
+            calls[f"segment:{stage.exit_name}"] = (segment, (h,))
+            segments.append(stage.exit_name)
+            h = segment(h)
+        head = _layer_function([stage.head], tf.TensorSpec([None, *h.shape[1:]], h.dtype))
+        calls[f"head:{stage.exit_name}"] = (head, (h,))
+        heads.append(stage.exit_name)
+    calls["call_overhead"] = (_empty_function(engine.images_spec), (x,))
+    names = list(calls)
+    for name in names:  # warm-up
+        _time_call(*calls[name])
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(max(1, repeats)):
+        for name in _rotated(names, r):
+            times[name].append(_time_call(*calls[name]))
+    med = {name: float(np.median(t)) * 1e3 for name, t in times.items()}
+    overhead = med["call_overhead"]
+    # Each part timed alone pays the fixed cost of a call once; a whole network pays it once in all.
+    seg_ms = {n: max(med[f"segment:{n}"] - overhead, 0.0) if f"segment:{n}" in med else 0.0
+              for n in engine.exit_names}
+    head_ms = {n: max(med[f"head:{n}"] - overhead, 0.0) for n in heads}
+    total = overhead + sum(seg_ms.values()) + sum(head_ms.values())
+    plain = overhead + sum(seg_ms.values()) + head_ms[engine.exit_names[-1]]
+    cumulative = overhead + np.cumsum([seg_ms[n] + head_ms[n] for n in engine.exit_names])
+    return {
+        "batch_size": int(len(images)),
+        "full_ms": med["full"],
+        "all_exits_ms": med["all_exits"],
+        "call_overhead_ms": overhead,
+        "segments_ms": seg_ms,
+        "heads_ms": head_ms,
+        "sum_of_parts_ms": total,
+        "ratio": med["all_exits"] / total,
+        "relative_times": (cumulative / plain).tolist(),
+    }
+
+
+def run_benchmark(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+    batch_size: int = 256,
+    repeats: int = 5,
+    latency_images: int = 200,
+    warmup: int = 1,
+    rule: ExitRule = entropy_exit,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Measure ``full``, ``all_exits`` and ``early_exit@threshold`` on ``images`` (see the module docstring).
+
+    Args:
+        model: a multi-exit model from ``helpers.models``, already in the precision
+            to measure (see ``helpers.inference.with_precision``).
+        images: uint8 ``(N, H, W, 3)`` at the model's input size.
+        labels: int ``(N,)`` true labels.
+        threshold: the exit rule's threshold, in [0, 1].
+        batch_size: batch size of the throughput measurement.
+        repeats: timed rounds (each round runs every variant once over all images;
+            at batch size 1, once on every latency image).
+        latency_images: images timed one by one (a seeded sample; at most N).
+        warmup: untimed passes of every variant before timing.
+        rule: the exit rule of ``early_exit``.
+        seed: seed of the latency sample.
+        progress: print progress to stderr.
+
+    Returns:
+        A JSON-ready dict: settings, ``exit_names``, ``relative_costs``,
+        ``compute_dtypes``; ``variants`` (per variant: ``accuracy``,
+        ``throughput`` images/s, ``pass_seconds``, ``latency`` ms summary);
+        ``early_exit`` (``exit_fractions``, ``batched`` and ``batch1`` speed-up
+        reports from ``speedup_report``, ``median_latency_speedup``);
+        ``all_exits`` (``accuracy_per_exit``, ``parts``: time per batch against the
+        sum of its parts, ``predicted_relative_time`` and ``measured_relative_time``
+        over ``full``); ``stage_times`` (``measure_stages`` at the batch size and at 1);
+        ``targets`` (the issue's targets, each with value, limit and ``passed``).
+    """
+    from helpers.cost import relative_costs
+    from helpers.inference import EarlyExitEngine, compute_dtypes
+
+    threshold = check_threshold(threshold)
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if len(images) == 0 or len(images) != len(labels):
+        raise ValueError(f"need at least one image and one label per image, got {len(images)} and {len(labels)}")
+    if batch_size < 1 or repeats < 1 or latency_images < 1 or warmup < 0:
+        raise ValueError("batch_size, repeats and latency_images must be at least 1, warmup at least 0")
+    load_before = _load_average()
+    engine = EarlyExitEngine(model, rule)
+    engine.check_images(images[:1])
+    costs = relative_costs(model)
+    t = tf.constant(threshold, tf.float32)
+    fns: dict[str, Callable] = {
+        "full": lambda x: engine.full_fn(x),
+        "all_exits": lambda x: engine.all_exits_fn(x),
+        "early_exit": lambda x: engine.early_exit_fn(x, t),
+    }
+    n = len(images)
+    batches = [(tf.convert_to_tensor(images[i:i + batch_size]),) for i in range(0, n, batch_size)]
+    rng = np.random.default_rng(seed)
+    lat_index = np.sort(rng.permutation(n)[: min(latency_images, n)])
+    singles = [(tf.convert_to_tensor(images[i:i + 1]),) for i in lat_index]
+
+    # Outputs (untimed): accuracy and the exits actually taken.
+    _log(f"warming up on {n} images (batch size {batch_size}) ...", progress)
+    full_logits = np.concatenate([engine.full_fn(*b).numpy() for b in batches])
+    all_logits = np.concatenate([engine.all_exits_fn(*b).numpy() for b in batches])
+    ee = [engine.early_exit_fn(*b, t) for b in batches]
+    ee_label = np.concatenate([o["label"].numpy() for o in ee])
+    ee_exit = np.concatenate([o["exit"].numpy() for o in ee])
+    lat_exit = np.concatenate([engine.early_exit_fn(*s, t)["exit"].numpy() for s in singles])
+    for _ in range(warmup):
+        for name in VARIANTS:
+            _time_pass(fns[name], batches)
+            _time_pass(fns[name], singles)
+
+    # Throughput: round-robin over the variants, order rotated every round.
+    pass_times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for r in range(repeats):
+        _log(f"throughput round {r + 1}/{repeats} ...", progress)
+        for name in _rotated(VARIANTS, r):
+            pass_times[name].append(_time_pass(fns[name], batches))
+
+    # Latency at batch size 1: per image, every variant in a rotating order.
+    _log(f"latency at batch size 1 on {len(singles)} images, {repeats} rounds ...", progress)
+    lat = {name: np.zeros((repeats, len(singles))) for name in VARIANTS}
+    for r in range(repeats):
+        for i, args in enumerate(singles):
+            for name in _rotated(VARIANTS, r + i):
+                lat[name][r, i] = _time_call(fns[name], args)
+    per_image = {name: np.median(v, axis=0) for name, v in lat.items()}  # (images,)
+
+    _log("timing every part alone (batched, then batch size 1) ...", progress)
+    stages_batched = measure_stages(engine, images[:batch_size], repeats)
+    stages_single = measure_stages(engine, images[lat_index[:1]], 20 * repeats)
+
+    accuracy = {
+        "full": float((full_logits.argmax(-1) == labels).mean()),
+        "all_exits": float((all_logits[:, -1].argmax(-1) == labels).mean()),
+        "early_exit": float((ee_label == labels).mean()),
+    }
+    variants = {}
+    for name in VARIANTS:
+        median_pass = float(np.median(pass_times[name]))
+        variants[name] = {
+            "accuracy": accuracy[name],
+            "throughput": n / median_pass,
+            "pass_seconds": median_pass,
+            "pass_seconds_rounds": [float(x) for x in pass_times[name]],
+            "latency": percentile_summary(per_image[name]),
+        }
+    thr = {name: variants[name]["throughput"] for name in VARIANTS}
+    batched = speedup_report(ee_exit, costs, thr["early_exit"] / thr["full"], stages_batched["relative_times"])
+    batch1 = speedup_report(lat_exit, costs, per_image["full"].mean() / per_image["early_exit"].mean(),
+                            stages_single["relative_times"])
+    e = engine.num_outputs
+    result = {
+        "threshold": threshold,
+        "num_images": n,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "latency_images": len(singles),
+        "exit_names": engine.exit_names,
+        "relative_costs": [float(c) for c in costs],
+        "compute_dtypes": compute_dtypes(model),
+        "cpu_count": os.cpu_count(),
+        "load_average": {"before": load_before, "after": _load_average()},
+        "variants": variants,
+        "early_exit": {
+            "exit_fractions": (np.bincount(ee_exit - 1, minlength=e) / n).tolist(),
+            "batched": batched,
+            "batch1": batch1,
+            "median_latency_speedup": variants["full"]["latency"]["median_ms"]
+            / variants["early_exit"]["latency"]["median_ms"],
+        },
+        "all_exits": {
+            "accuracy_per_exit": (all_logits.argmax(-1) == labels[:, None]).mean(axis=0).tolist(),
+            "predicted_relative_time": float(costs[-1]),
+            "measured_relative_time": thr["full"] / thr["all_exits"],
+            "parts": {k: stages_batched[k] for k in ("batch_size", "all_exits_ms", "sum_of_parts_ms", "ratio")},
+        },
+        "stage_times": {"batched": stages_batched, "batch1": stages_single},
+    }
+    result["targets"] = check_targets(result)
+    return result
+
+
+def check_targets(result: dict) -> dict:
+    """The issue's targets, evaluated on a ``run_benchmark`` result.
+
+    Returns:
+        ``{name: {"value", "limit", "passed"}}``; ``speedup_at_accuracy`` is only
+        checked (``passed`` not None) when early exit's accuracy is within one point
+        of the final classifier's.
+    """
+    ee = result["early_exit"]
+    v = result["variants"]
+    close = v["early_exit"]["accuracy"] >= v["full"]["accuracy"] - 0.01 - 1e-12
+    speedup = ee["batched"]["measured_speedup"]
+    ratio = result["all_exits"]["parts"]["ratio"]
+    return {
+        "batched_efficiency": _target(ee["batched"]["efficiency"], TARGETS["batched_efficiency"], True),
+        "batch1_efficiency": _target(ee["batch1"]["efficiency"], TARGETS["batch1_efficiency"], True),
+        "speedup_at_accuracy": {
+            "value": speedup,
+            "limit": TARGETS["speedup_at_accuracy"],
+            "passed": (speedup >= TARGETS["speedup_at_accuracy"]) if close else None,
+            "note": "accuracy within 1 point of full" if close else "accuracy more than 1 point below full: not applicable",
+        },
+        "all_exits_over_parts": _target(ratio, TARGETS["all_exits_over_parts"], False),
+    }
+
+
+def _target(value: float, limit: float, at_least: bool) -> dict:
+    return {"value": value, "limit": limit, "passed": bool(value >= limit if at_least else value <= limit)}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def format_report(result: dict) -> str:
+    """A human-readable table of a ``run_benchmark`` result (plus the settings added by ``main``)."""
+    v = result["variants"]
+    ee = result["early_exit"]
+    ae = result["all_exits"]
+    t = result["threshold"]
+    lines = []
+    if "model" in result:
+        lines.append(f"model      {result['model']}  ({result.get('model_path', '')})")
+    dtypes = ", ".join(f"{k} {n}" for k, n in sorted(result["compute_dtypes"].items()))
+    lines.append(f"precision  {result.get('precision', '?')}  (layers computing in: {dtypes})")
+    source = f" from {result['data_dir']}" if "data_dir" in result else ""
+    lines.append(
+        f"data       {result['num_images']} images{source}; batch size {result['batch_size']}, "
+        f"{result['repeats']} interleaved rounds, latency on {result['latency_images']} images"
+    )
+    load = result.get("load_average") or {}
+    if load.get("before") is not None:
+        lines.append(
+            f"machine    {result.get('cpu_count')} CPUs, load average {load['before']:.2f} before, "
+            f"{load['after']:.2f} after (timings need an otherwise idle machine)"
+        )
+    lines.append("")
+    head = f"{'variant':<18}{'accuracy':>9}{'images/s':>11}{'speed-up':>10}{'lat. median':>13}{'p95':>8}{'mean':>8}{'speed-up':>10}"
+    lines += [head, f"{'':<18}{'':>9}{'(batched)':>11}{'':>10}{'(ms, b=1)':>13}{'':>8}{'':>8}{'(b=1)':>10}", "-" * len(head)]
+    for name in VARIANTS:
+        row = v[name]
+        label = f"early_exit@{t:g}" if name == "early_exit" else name
+        speed = row["throughput"] / v["full"]["throughput"]
+        lat = row["latency"]
+        speed1 = v["full"]["latency"]["mean_ms"] / lat["mean_ms"]
+        lines.append(
+            f"{label:<18}{row['accuracy']:>9.3f}{row['throughput']:>11.1f}{speed:>10.2f}"
+            f"{lat['median_ms']:>13.2f}{lat['p95_ms']:>8.2f}{lat['mean_ms']:>8.2f}{speed1:>10.2f}"
+        )
+    lines.append("")
+    fractions = "  ".join(f"{n} {f:.1%}" for n, f in zip(result["exit_names"], ee["exit_fractions"], strict=True))
+    lines.append(f"exits taken at tau={t:g}: {fractions}")
+    st = result["stage_times"]
+    lines.append(f"{'relative cost of each exit':<30}" + "".join(f"{n:>9}" for n in result["exit_names"]))
+    lines.append(f"{'  MACs (helpers.cost)':<30}" + "".join(f"{c:>9.3f}" for c in result["relative_costs"]))
+    for key, label in (("batched", f"  measured, batch {st['batched']['batch_size']}"), ("batch1", "  measured, batch 1")):
+        lines.append(f"{label:<30}" + "".join(f"{c:>9.3f}" for c in st[key]["relative_times"]))
+    lines.append("")
+    for key, label in (("batched", f"batched (b={result['batch_size']})"), ("batch1", "batch size 1")):
+        r = ee[key]
+        lines.append(
+            f"early_exit {label:<16} measured speed-up {r['measured_speedup']:.2f}; predicted by MACs "
+            f"{r['predicted_speedup']:.2f} (mean cost {r['mean_relative_cost']:.3f}) -> efficiency "
+            f"{r['efficiency']:.2f}; predicted by timed parts {r['timed_predicted_speedup']:.2f} -> "
+            f"engine efficiency {r['engine_efficiency']:.2f}"
+        )
+    lines.append(f"early_exit median-latency speed-up (b=1): {ee['median_latency_speedup']:.2f}")
+    p = ae["parts"]
+    lines.append(
+        f"all_exits per batch of {p['batch_size']}: {p['all_exits_ms']:.2f} ms vs sum of its parts "
+        f"(every segment and head timed alone) {p['sum_of_parts_ms']:.2f} ms: ratio {p['ratio']:.2f}"
+    )
+    lines.append(
+        f"all_exits time / full time: measured {ae['measured_relative_time']:.2f}, "
+        f"cost model {ae['predicted_relative_time']:.2f}"
+    )
+    lines.append("all_exits accuracy per exit: " + "  ".join(
+        f"{n} {a:.3f}" for n, a in zip(result["exit_names"], ae["accuracy_per_exit"], strict=True)))
+    lines.append("")
+    lines.append("targets:")
+    for name, tgt in result["targets"].items():
+        status = {True: "PASS", False: "FAIL", None: "n/a "}[tgt["passed"]]
+        op = "<=" if name == "all_exits_over_parts" else ">="
+        note = f"  ({tgt['note']})" if "note" in tgt else ""
+        lines.append(f"  [{status}] {name}: {tgt['value']:.3f} {op} {tgt['limit']}{note}")
+    return "\n".join(lines)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def load_benchmark_data(data_dir: str | os.PathLike, image_size: int, split: str = "all",
+                        split_file: Path | None = None, max_images: int | None = None,
+                        progress: bool = True):
+    """Decode the benchmark images at the model's input size.
+
+    All images: ``helpers.data.load_folder``. A subset (the test split, or
+    ``max_images``) is chosen from the file list first and only those files are
+    decoded, with the same ``helpers.data.load_image``.
+
+    Args:
+        data_dir: a ``<class>/<image>`` folder.
+        image_size: the model's input size.
+        split: ``"all"`` images, or the ``"test"`` images listed in ``split_file``.
+        split_file: a run's ``split.json`` (needed for ``split="test"``).
+        max_images: keep at most this many (a seeded sample), for quick runs.
+        progress: show a progress bar while decoding.
+
+    Returns:
+        A ``helpers.data.ImageSet``.
+    """
+    from helpers import data as data_lib
+
+    if split == "all" and max_images is None:
+        return data_lib.load_folder(data_dir, image_size, progress=progress)
+    root = Path(data_dir)
+    files, labels, class_names = data_lib.find_image_files(root)
+    ids = [str(p.relative_to(root)) for p in files]
+    keep = np.arange(len(files))
+    if split == "test":
+        if split_file is None or not split_file.is_file():
+            raise FileNotFoundError(
+                f"--split test needs the run's split.json beside the model (looked for {split_file})"
+            )
+        wanted = set(json.loads(split_file.read_text())["test"])
+        keep = np.flatnonzero([i in wanted for i in ids])
+        if not len(keep):
+            raise data_lib.DataError(f"none of the test images listed in {split_file} is under {root}")
+    if max_images is not None and max_images < len(keep):
+        keep = np.sort(np.random.default_rng(0).permutation(keep)[:max_images])
+    from tqdm.auto import tqdm
+
+    images = np.empty((len(keep), image_size, image_size, 3), dtype=np.uint8)
+    for j, i in enumerate(tqdm(keep, desc="decoding images", unit="img", disable=not progress)):
+        images[j] = data_lib.load_image(files[i], image_size)
+    return data_lib.ImageSet(images, labels[keep], class_names, [ids[i] for i in keep])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m helpers.benchmark --help``).
+
+    Returns:
+        0 on success (1 with ``--strict`` if a target failed), 2 on an error.
+    """
+    from helpers import data as data_lib
+
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.benchmark",
+        description="Measure full, all_exits and early_exit (throughput and batch-1 latency) and "
+        "compare early exit's speed-up with the cost model's prediction.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a .keras file, a run folder or a reference model name")
+    parser.add_argument("--data-dir", help=f"<class>/<image> folder (default: ${data_lib.DATA_DIR_ENV})")
+    parser.add_argument("--split", choices=("all", "test"), default="all",
+                        help="all images of the folder, or only the run's test split (split.json)")
+    parser.add_argument("--threshold", type=float,
+                        help=f"exit threshold (default: the model's meta 'threshold', else {DEFAULT_THRESHOLD})")
+    parser.add_argument("--batch-size", type=int, default=256, help="batch size for throughput (default 256)")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
+                        help="dtype policy to run the model in (default float32)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds (default 5)")
+    parser.add_argument("--latency-images", type=int, default=200, help="images timed at batch size 1 (default 200)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed passes per variant (default 1)")
+    parser.add_argument("--max-images", type=int, help="use at most this many images (seeded sample)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target is missed")
+    args = parser.parse_args(argv)
+    try:
+        from helpers.inference import with_precision
+        from helpers.registry import load
+
+        data_dir = args.data_dir or os.environ.get(data_lib.DATA_DIR_ENV)
+        if not data_dir:
+            raise ValueError(
+                f"no benchmark images: pass --data-dir DIR (one folder per class, like flower_photos) "
+                f"or set {data_lib.DATA_DIR_ENV}"
+            )
+        if args.max_images is not None and args.max_images < 1:
+            raise ValueError(f"--max-images must be at least 1, got {args.max_images}")
+        _log(f"loading {args.model} ...", True)
+        loaded = load(args.model)
+        threshold = args.threshold if args.threshold is not None else loaded.meta.get("threshold", DEFAULT_THRESHOLD)
+        threshold = check_threshold(threshold)
+        model = with_precision(loaded.model, args.precision)
+        size = int(model.inputs[0].shape[1])
+        data = load_benchmark_data(data_dir, size, args.split, loaded.path.parent / "split.json", args.max_images)
+        from helpers.evaluate import remap_labels
+
+        # Class folders are matched to the model's classes by name (a subset is fine).
+        labels = remap_labels(list(data.class_names), list(loaded.class_names))[data.labels]
+        result = run_benchmark(
+            model, data.images, labels, threshold, batch_size=args.batch_size, repeats=args.repeats,
+            latency_images=args.latency_images, warmup=args.warmup,
+        )
+    except Exception as err:  # one line, no traceback: the message says what to fix
+        message = " ".join(str(err).split()) or type(err).__name__
+        expected = isinstance(err, (ValueError, OSError, TypeError))
+        print(f"error: {message}" if expected else f"error: {type(err).__name__}: {message}", file=sys.stderr)
+        return 2
+    result = {
+        "model": str(args.model),
+        "model_path": str(loaded.path),
+        "precision": args.precision,
+        "data_dir": str(data_dir),
+        "split": args.split,
+        **result,
+    }
+    print(json.dumps(_jsonable(result)) if args.json else format_report(result))
+    failed = [name for name, t in result["targets"].items() if t["passed"] is False]
+    return 1 if args.strict and failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

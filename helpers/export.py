@@ -1,0 +1,224 @@
+"""Export a multi-exit model as a self-contained TensorFlow SavedModel.
+
+    python -m helpers.export MODEL OUT_DIR [--precision float32|mixed_bfloat16|mixed_float16]
+
+MODEL is a ``.keras`` file, a run folder or the name of a reference model (see
+``helpers.registry``). The SavedModel needs nothing from this repository: load it
+with TensorFlow alone,
+
+    loaded = tf.saved_model.load(OUT_DIR)
+    out = loaded.signatures["early_exit"](images=images, threshold=tf.constant(0.4))
+    names = loaded.class_names.numpy()          # bytes, in label order
+
+Serving signatures, each taking ``images``: uint8 ``[N, H, W, 3]`` at the model's
+input size (the model's own preprocessing is inside):
+
+- ``full``: backbone and final classifier only, no exit heads -> ``logits`` float32
+  ``[N, K]``. The plain network's cost: the baseline.
+- ``all_exits``: every head on the whole batch -> ``logits`` float32 ``[N, E, K]``
+  (E outputs, final last; every block runs once).
+- ``early_exit``: also ``threshold``, a float32 scalar in [0, 1] -> ``label`` int32
+  ``[N]``, ``exit`` int32 ``[N]`` (1-based, E is the final classifier) and
+  ``probabilities`` float32 ``[N, K]``, computing for each image only the stages it
+  needs (``helpers.inference.EarlyExitEngine``).
+
+The same three functions are attributes of the loaded object (``loaded.full(images)``
+...). Non-trainable variables carry the metadata: ``class_names`` (tf.string ``[K]``),
+``exit_names`` (tf.string ``[E]``) and ``default_threshold`` (float32, the model's
+chosen threshold if its metadata has one, else 0.5).
+
+Wrong inputs: the signatures accept uint8 images of any height and width, and an
+assertion inside the graph rejects every size but the model's before anything is
+computed: ``InvalidArgumentError`` with the message "images must be uint8
+[N, H, W, 3] (the model's input size); resize them to HxW before calling the
+model". (A fixed-size signature alone would not do: TensorFlow does not check the
+shape of inputs given to a loaded signature, and the convolutions and global
+pooling would silently run on the wrong size.) Images of another dtype are rejected
+by TensorFlow ("... expected to be a uint8 tensor but is a float tensor"). A
+threshold outside [0, 1] (or NaN) fails a graph assertion: ``InvalidArgumentError``
+whose message starts "threshold must be a number in [0, 1]".
+
+Errors on the command line (unknown model, existing output folder ...) print one
+line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import tensorflow as tf
+
+SIGNATURES = ("full", "all_exits", "early_exit")
+PRECISION_CHOICES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _size_check(image_shape: Sequence[int]) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A graph function asserting that ``images`` are ``[N, *image_shape]``, then fixing that static shape."""
+    h, w, c = (int(d) for d in image_shape)
+    message = (
+        f"images must be uint8 [N, {h}, {w}, {c}] (the model's input size); "
+        f"resize them to {h}x{w} before calling the model"
+    )
+
+    def checked(images: tf.Tensor) -> tf.Tensor:
+        check = tf.debugging.assert_equal(tf.shape(images)[1:], tf.constant([h, w, c]), message=message)
+        with tf.control_dependencies([check]):
+            images = tf.identity(images)
+        return tf.ensure_shape(images, [None, h, w, c])
+
+    return checked
+
+
+class EarlyExitModule(tf.Module):
+    """The object written to the SavedModel: three tf.functions and the metadata variables.
+
+    Args:
+        engine: a ``helpers.inference.EarlyExitEngine`` (its model's variables are
+            captured by the functions and tracked here).
+        class_names: class names in label order.
+        default_threshold: stored as ``default_threshold`` for the users of the export.
+    """
+
+    def __init__(self, engine, class_names: Sequence[str], default_threshold: float = 0.5) -> None:
+        super().__init__(name="early_exit_model")
+        if len(class_names) != engine.num_classes:
+            raise ValueError(
+                f"{len(class_names)} class names for a model with {engine.num_classes} classes"
+            )
+        self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string, name="class_names")
+        self.exit_names = tf.Variable(engine.exit_names, trainable=False, dtype=tf.string, name="exit_names")
+        self.default_threshold = tf.Variable(
+            float(default_threshold), trainable=False, dtype=tf.float32, name="default_threshold"
+        )
+
+        # Any height and width pass the signature; the assertion in `checked` then
+        # rejects every size but the model's with a clear message. (A fixed-size
+        # signature is not enough: a loaded signature does not check shapes.)
+        images_spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
+        checked = _size_check(engine.image_shape)
+
+        @tf.function(input_signature=[images_spec])
+        def full(images: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"logits": engine.full_logits(checked(images))}
+
+        @tf.function(input_signature=[images_spec])
+        def all_exits(images: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"logits": engine.all_exit_logits(checked(images))}
+
+        @tf.function(input_signature=[images_spec, engine.threshold_spec])
+        def early_exit(images: tf.Tensor, threshold: tf.Tensor) -> dict[str, tf.Tensor]:
+            return engine.early_exit(checked(images), threshold)
+
+        self.full = full
+        self.all_exits = all_exits
+        self.early_exit = early_exit
+        # Track the model's variables that the functions use (as keras.export does),
+        # rather than the Keras model itself: the export holds plain TF objects only.
+        seen: dict[int, tf.Variable] = {}
+        for name in SIGNATURES:
+            for v in getattr(self, name).get_concrete_function().variables:
+                seen.setdefault(id(v), v)
+        self.model_variables = list(seen.values())
+
+    def serving_signatures(self) -> dict:
+        """The concrete functions to register as serving signatures."""
+        return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
+
+
+def export_saved_model(
+    model,
+    class_names: Sequence[str],
+    out_dir: str | os.PathLike,
+    default_threshold: float = 0.5,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` as a SavedModel with the ``full``, ``all_exits`` and ``early_exit`` signatures.
+
+    The SavedModel is written to a temporary folder beside ``out_dir`` and renamed,
+    so an interrupted export never leaves half a model behind.
+
+    Args:
+        model: a multi-exit model from ``helpers.models`` (run in its own precision).
+        class_names: class names in label order.
+        out_dir: the SavedModel folder to create.
+        default_threshold: stored in the export as ``default_threshold``.
+        overwrite: replace an existing ``out_dir``.
+
+    Returns:
+        ``out_dir`` as a ``Path``.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists and is not empty, and ``overwrite`` is false.
+        ValueError: the model is not a multi-exit model of ``helpers.models``.
+    """
+    from helpers.inference import EarlyExitEngine
+    from helpers.policies import check_threshold
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} is a file; choose a folder name for the SavedModel")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists and is not empty; choose another folder or pass --overwrite")
+    module = EarlyExitModule(EarlyExitEngine(model), class_names, check_threshold(default_threshold))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        tf.saved_model.save(module, str(partial), signatures=module.serving_signatures())
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(partial, out_dir)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m helpers.export --help``).
+
+    Returns:
+        0 on success, 2 on an error (one line on stderr).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.export",
+        description="Export a multi-exit model as a TensorFlow SavedModel with full, all_exits and "
+        "early_exit signatures (uint8 images in, preprocessing inside).",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a .keras file, a run folder or a reference model name")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the SavedModel to")
+    parser.add_argument(
+        "--precision", choices=PRECISION_CHOICES,
+        help="rebuild the model under this dtype policy before exporting (default: as saved)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
+    args = parser.parse_args(argv)
+    try:
+        from helpers.inference import with_precision
+        from helpers.registry import load
+
+        print(f"loading {args.model} ...", file=sys.stderr)
+        loaded = load(args.model)
+        model = with_precision(loaded.model, args.precision) if args.precision else loaded.model
+        threshold = loaded.meta.get("threshold", 0.5)
+        print(f"tracing and writing the SavedModel to {args.out_dir} ...", file=sys.stderr)
+        out = export_saved_model(model, loaded.class_names, args.out_dir, threshold, args.overwrite)
+    except Exception as err:  # one line, no traceback: the message says what to fix
+        message = " ".join(str(err).split()) or type(err).__name__
+        expected = isinstance(err, (ValueError, OSError, TypeError))
+        print(f"error: {message}" if expected else f"error: {type(err).__name__}: {message}", file=sys.stderr)
+        return 2
+    size = model.inputs[0].shape[1]
+    print(
+        f"wrote {out}: signatures {', '.join(SIGNATURES)}; images uint8 [N, {size}, {size}, 3]; "
+        f"{len(model.outputs)} outputs, {len(loaded.class_names)} classes"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The benchmark's bookkeeping: structure of the result, the speed-up arithmetic, the command line.
+
+No assertion here depends on how fast anything ran: timings are only checked to be
+positive numbers, and efficiency = measured / predicted is checked as arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import models
+from helpers.benchmark import VARIANTS, format_report, main, run_benchmark, speedup_report
+from helpers.cost import relative_costs
+from helpers.evaluation import evaluate_threshold
+
+FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+
+
+def spread_exits(model: keras.Model, scales=(20, 45, 90, 160, 300, 300)) -> keras.Model:
+    """Scale each head's logits so that the exits differ in confidence (see test_inference)."""
+    for name, s in zip(models.output_names(model), scales, strict=False):
+        dense = model.get_layer(name).get_layer("logits")
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel * s, bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return spread_exits(models.build_vgg11(num_classes=5, input_size=32, width=0.125))
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, size=(40, 32, 32, 3), dtype=np.uint8), rng.integers(0, 5, size=40)
+
+
+@pytest.fixture(scope="module")
+def result(model, sample) -> dict:
+    images, labels = sample
+    return run_benchmark(model, images, labels, threshold=0.6, batch_size=16, repeats=2,
+                         latency_images=6, progress=False)
+
+
+def test_speedup_report_arithmetic():
+    r = speedup_report(np.array([1, 1, 2, 3]), [0.2, 0.5, 1.1], measured=1.5)
+    assert r["mean_relative_cost"] == pytest.approx((0.2 + 0.2 + 0.5 + 1.1) / 4)
+    assert r["predicted_speedup"] == pytest.approx(2.0)
+    assert r["efficiency"] == pytest.approx(0.75)
+    assert "engine_efficiency" not in r
+    r = speedup_report(np.array([1, 2]), [0.2, 0.6], measured=2.0, timed_costs=[0.4, 0.6])
+    assert r["timed_predicted_speedup"] == pytest.approx(2.0)
+    assert r["engine_efficiency"] == pytest.approx(1.0)
+
+
+def test_result_structure(result, model):
+    assert set(result["variants"]) == set(VARIANTS)
+    for row in result["variants"].values():
+        assert 0.0 <= row["accuracy"] <= 1.0
+        assert row["throughput"] > 0 and row["pass_seconds"] > 0
+        assert set(row["latency"]) == {"median_ms", "p95_ms", "mean_ms"}
+        assert all(v > 0 for v in row["latency"].values())
+    assert result["exit_names"] == models.output_names(model)
+    assert result["relative_costs"] == pytest.approx(relative_costs(model))
+    assert sum(result["early_exit"]["exit_fractions"]) == pytest.approx(1.0)
+    assert result["num_images"] == 40 and result["latency_images"] == 6
+    names = models.output_names(model)
+    for key, batch in (("batched", 16), ("batch1", 1)):
+        st = result["stage_times"][key]
+        assert st["batch_size"] == batch
+        assert list(st["heads_ms"]) == names and list(st["segments_ms"]) == names
+        assert st["segments_ms"]["final"] == 0.0  # final reads the same block as exit_5
+        parts = st["call_overhead_ms"] + sum(st["segments_ms"].values()) + sum(st["heads_ms"].values())
+        assert st["sum_of_parts_ms"] == pytest.approx(parts)
+        assert st["ratio"] == pytest.approx(st["all_exits_ms"] / st["sum_of_parts_ms"])
+        assert len(st["relative_times"]) == len(names)
+        assert np.all(np.diff(st["relative_times"]) >= 0)  # cumulative
+    parts = result["all_exits"]["parts"]
+    assert parts["ratio"] == result["stage_times"]["batched"]["ratio"]
+    assert set(result["targets"]) == {"batched_efficiency", "batch1_efficiency", "speedup_at_accuracy",
+                                      "all_exits_over_parts"}
+    json.dumps(result)  # JSON-ready as it is
+
+
+def test_speedups_follow_the_definitions(result, model, sample):
+    images, labels = sample
+    costs = relative_costs(model)
+    v = result["variants"]
+    for key in ("batched", "batch1"):
+        r = result["early_exit"][key]
+        assert r["predicted_speedup"] == pytest.approx(1.0 / r["mean_relative_cost"])
+        assert r["efficiency"] == pytest.approx(r["measured_speedup"] / r["predicted_speedup"])
+        assert r["engine_efficiency"] == pytest.approx(r["measured_speedup"] / r["timed_predicted_speedup"])
+    batched = result["early_exit"]["batched"]
+    assert batched["measured_speedup"] == pytest.approx(v["early_exit"]["throughput"] / v["full"]["throughput"])
+    mean_cost = float(np.dot(result["early_exit"]["exit_fractions"], costs))
+    assert batched["mean_relative_cost"] == pytest.approx(mean_cost)
+    b1 = result["early_exit"]["batch1"]
+    assert b1["measured_speedup"] == pytest.approx(v["full"]["latency"]["mean_ms"] / v["early_exit"]["latency"]["mean_ms"])
+    assert result["targets"]["batched_efficiency"]["value"] == batched["efficiency"]
+
+
+def test_accuracies_and_exits_match_the_reference(result, model, sample):
+    images, labels = sample
+    logits = np.stack([np.asarray(o) for o in model(images, training=False)], axis=1)
+    ref = evaluate_threshold(logits, labels, relative_costs(model), 0.6)
+    assert result["variants"]["early_exit"]["accuracy"] == pytest.approx(ref["accuracy"])
+    assert result["early_exit"]["exit_fractions"] == pytest.approx(list(ref["exit_fractions"]))
+    assert result["early_exit"]["batched"]["predicted_speedup"] == pytest.approx(ref["predicted_speedup"])
+    final = float((logits[:, -1].argmax(-1) == labels).mean())
+    assert result["variants"]["full"]["accuracy"] == pytest.approx(final)
+    assert result["variants"]["all_exits"]["accuracy"] == pytest.approx(final)
+    assert result["all_exits"]["accuracy_per_exit"] == pytest.approx(list((logits.argmax(-1) == labels[:, None]).mean(0)))
+
+
+def test_report_is_readable(result):
+    text = format_report(result)
+    assert "early_exit@0.6" in text and "engine efficiency" in text and "sum of its parts" in text
+
+
+@pytest.fixture
+def run_folder(model, tmp_path) -> Path:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({"class_names": FLOWERS, "threshold": 0.6}))
+    return folder
+
+
+FAST = ["--batch-size", "8", "--repeats", "1", "--latency-images", "3", "--warmup", "0"]
+
+
+def test_cli_json(run_folder, flower_folder, capsys):
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", *FAST]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["threshold"] == 0.6  # from the run's config.json
+    assert out["num_images"] == 20 and out["precision"] == "float32"
+    assert set(out["variants"]) == set(VARIANTS)
+
+
+def test_cli_table_in_mixed_bfloat16(run_folder, flower_folder, capsys):
+    argv = [str(run_folder), "--data-dir", str(flower_folder), "--threshold", "0.9",
+            "--precision", "mixed_bfloat16", *FAST]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "early_exit@0.9" in text and "mixed_bfloat16" in text and "bfloat16" in text.split("layers computing in:")[1]
+
+
+def test_cli_without_data_is_a_clear_error(run_folder, monkeypatch, capsys):
+    monkeypatch.delenv("EARLY_EXIT_DATA_DIR", raising=False)
+    assert main([str(run_folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("error: no benchmark images: pass --data-dir")
+    assert "Traceback" not in err
+
+
+def test_cli_rejects_other_classes(run_folder, tmp_path, capsys):
+    from PIL import Image
+
+    for c in ("cats", "dogs"):
+        (tmp_path / "pets" / c).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "pets" / c / "a.png")
+    assert main([str(run_folder), "--data-dir", str(tmp_path / "pets"), *FAST]) == 2
+    assert "unknown to the model" in capsys.readouterr().err
+
+
+def test_cli_accepts_a_subset_of_the_classes(run_folder, tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("roses", "daisy"):
+        (tmp_path / "two" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "two" / c / f"{i}.png")
+    assert main([str(run_folder), "--data-dir", str(tmp_path / "two"), "--json", *FAST]) == 0
+    assert json.loads(capsys.readouterr().out)["num_images"] == 6

@@ -1,0 +1,196 @@
+"""The SavedModel export runs with TensorFlow alone and gives the in-memory model's outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from numpy.testing import assert_allclose, assert_array_equal
+
+from helpers import models
+from helpers.export import SIGNATURES, export_saved_model, main
+from helpers.inference import EarlyExitEngine
+
+CLASS_NAMES = ["daisy", "dandelion", "roses"]
+THRESHOLDS = (0.0, 0.6, 0.9)
+
+# Runs in a fresh interpreter: TensorFlow only, never this repository's code.
+RELOAD_SCRIPT = textwrap.dedent(
+    """
+    import sys
+
+    class BlockRepositoryCode:  # makes this repository's package unimportable
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "helpers":
+                raise ImportError(f"{name} is blocked in this test")
+
+    sys.meta_path.insert(0, BlockRepositoryCode())
+
+    import numpy as np
+    import tensorflow as tf
+
+    def keras_modules():  # `import tensorflow` itself imports keras; loading must add nothing
+        return {m for m in sys.modules if m.split(".")[0] == "keras"}
+
+    before = keras_modules()
+    export_dir, inputs, outputs = sys.argv[1:4]
+    loaded = tf.saved_model.load(export_dir)
+    images = tf.constant(np.load(inputs)["images"])
+    out = {
+        "full": loaded.signatures["full"](images=images)["logits"].numpy(),
+        "all_exits": loaded.signatures["all_exits"](images=images)["logits"].numpy(),
+        "attribute_full": loaded.full(images)["logits"].numpy(),
+        "class_names": np.array([s.decode() for s in loaded.class_names.numpy()]),
+        "exit_names": np.array([s.decode() for s in loaded.exit_names.numpy()]),
+        "default_threshold": loaded.default_threshold.numpy(),
+        "signatures": np.array(sorted(loaded.signatures)),
+    }
+    for t in THRESHOLDS:
+        ee = loaded.signatures["early_exit"](images=images, threshold=tf.constant(t, tf.float32))
+        for key, value in ee.items():
+            out[f"early_exit_{t}_{key}"] = value.numpy()
+    out["foreign_modules"] = np.array(sorted(
+        (keras_modules() - before) | {m for m in sys.modules if m.split(".")[0] == "helpers"}
+    ), dtype=str)
+    np.savez(outputs, **out)
+    """
+).replace("THRESHOLDS", repr(THRESHOLDS))
+
+
+def spread_exits(model: keras.Model, scales=(20, 45, 90, 160, 300, 300)) -> keras.Model:
+    """Scale each head's logits so that the exits differ in confidence (see test_inference)."""
+    for name, s in zip(models.output_names(model), scales, strict=False):
+        dense = model.get_layer(name).get_layer("logits")
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel * s, bias])
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return spread_exits(models.build_vgg11(num_classes=3, input_size=32, width=0.125))
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return np.random.default_rng(7).integers(0, 256, size=(40, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def run_folder(model, tmp_path_factory) -> Path:
+    """A training-run-like folder: model.keras and a config.json with class names and a threshold."""
+    folder = tmp_path_factory.mktemp("run")
+    model.save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({"class_names": CLASS_NAMES, "threshold": 0.6}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(run_folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "saved_model"
+    assert main([str(run_folder), str(out)]) == 0
+    return out
+
+
+def reload_in_fresh_process(export_dir: Path, images: np.ndarray, tmp_path: Path) -> dict:
+    inputs, outputs = tmp_path / "inputs.npz", tmp_path / "outputs.npz"
+    np.savez(inputs, images=images)
+    proc = subprocess.run(
+        [sys.executable, "-c", RELOAD_SCRIPT, str(export_dir), str(inputs), str(outputs)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(outputs) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_reloaded_export_equals_the_in_memory_model(model, images, exported, tmp_path):
+    out = reload_in_fresh_process(exported, images, tmp_path)
+    assert out["foreign_modules"].size == 0, f"the export imported {out['foreign_modules']}"
+    assert sorted(out["signatures"]) == sorted(SIGNATURES)
+    assert out["class_names"].tolist() == CLASS_NAMES
+    assert out["exit_names"].tolist() == models.output_names(model)
+    assert out["default_threshold"] == pytest.approx(0.6)
+
+    reference = np.stack([np.asarray(o) for o in model(images, training=False)], axis=1)  # (N, E, K)
+    assert out["all_exits"].shape == reference.shape
+    assert_allclose(out["all_exits"], reference, rtol=1e-5, atol=1e-5)
+    assert_allclose(out["full"], reference[:, -1], rtol=1e-5, atol=1e-5)
+    assert_allclose(out["attribute_full"], out["full"])
+
+    engine = EarlyExitEngine(model)
+    exits_seen = set()
+    for t in THRESHOLDS:
+        expected = engine.predict(images, t)
+        assert_array_equal(out[f"early_exit_{t}_exit"], expected["exit"])
+        assert_array_equal(out[f"early_exit_{t}_label"], expected["label"])
+        assert_allclose(out[f"early_exit_{t}_probabilities"], expected["probabilities"], rtol=1e-5, atol=1e-6)
+        assert out[f"early_exit_{t}_label"].dtype == np.int32
+        exits_seen |= set(expected["exit"].tolist())
+    assert len(exits_seen) >= 3, "the thresholds should send samples to several exits"
+
+
+def test_wrong_image_size_gives_a_clear_error(exported):
+    loaded = tf.saved_model.load(str(exported))
+    wrong = tf.zeros([2, 64, 64, 3], tf.uint8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images must be uint8 \[N, 32, 32, 3\]"):
+        loaded.signatures["full"](images=wrong)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images must be uint8 \[N, 32, 32, 3\]"):
+        loaded.early_exit(wrong, tf.constant(0.5))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"threshold must be a number in \[0, 1\]"):
+        loaded.signatures["early_exit"](images=tf.zeros([2, 32, 32, 3], tf.uint8), threshold=tf.constant(2.0))
+
+
+def test_empty_batch(exported):
+    loaded = tf.saved_model.load(str(exported))
+    out = loaded.signatures["early_exit"](images=tf.zeros([0, 32, 32, 3], tf.uint8), threshold=tf.constant(0.5))
+    assert out["exit"].shape == (0,) and out["probabilities"].shape == (0, 3)
+    assert loaded.signatures["all_exits"](images=tf.zeros([0, 32, 32, 3], tf.uint8))["logits"].shape == (0, 6, 3)
+
+
+def test_export_function_refuses_to_overwrite(model, tmp_path):
+    out = export_saved_model(model, CLASS_NAMES, tmp_path / "sm")
+    assert (out / "saved_model.pb").is_file()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_saved_model(model, CLASS_NAMES, out)
+    export_saved_model(model, CLASS_NAMES, out, overwrite=True)
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+    with pytest.raises(ValueError, match="class names"):
+        export_saved_model(model, ["a", "b"], tmp_path / "other")
+
+
+@pytest.mark.parametrize(
+    "argv_tail, message",
+    [
+        (["no-such-model"], "no model file, run folder or reference model"),
+        (["EXISTING"], "already exists"),
+    ],
+)
+def test_cli_errors_are_one_line(run_folder, exported, capsys, argv_tail, message):
+    argv = [str(exported if a == "EXISTING" else a) for a in argv_tail]
+    if argv_tail == ["EXISTING"]:
+        argv = [str(run_folder), *argv]
+    else:
+        argv = [*argv, "unused_out_dir"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last
+    assert "Traceback" not in err
+
+
+def test_cli_precision_option(run_folder, tmp_path, capsys):
+    out = tmp_path / "bf16"
+    assert main([str(run_folder), str(out), "--precision", "mixed_bfloat16"]) == 0
+    assert "signatures full, all_exits, early_exit" in capsys.readouterr().out
+    loaded = tf.saved_model.load(str(out))
+    logits = loaded.signatures["full"](images=tf.zeros([1, 32, 32, 3], tf.uint8))["logits"]
+    assert logits.dtype == tf.float32

@@ -1,0 +1,247 @@
+"""The early-exit engine gives exactly the reference's exits and predictions, in graph mode.
+
+The reference is ``helpers.evaluation``: evaluate every exit on the whole batch with
+``model(x)``, then take the first exit whose rule fires. The engine computes each
+stage only for the samples still undecided; both must agree sample by sample.
+
+The model is a tiny VGG11 (32 px, width 1/8) with random weights whose heads' logits
+are scaled up, so that the samples' entropies spread and every threshold sends
+samples to several different exits (an untrained model is uniformly unsure).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from numpy.testing import assert_allclose, assert_array_equal
+
+from helpers import data, models
+from helpers.evaluation import evaluate_threshold
+from helpers.inference import EarlyExitEngine, build_stages, compute_dtypes, with_precision
+from helpers.policies import first_exit, leave_mask
+
+THRESHOLDS = (0.0, 0.3, 0.6, 0.9, 1.0)
+HEAD_SCALES = (20, 45, 90, 160, 300, 300)
+
+
+def spread_exits(model: keras.Model, scales=HEAD_SCALES) -> keras.Model:
+    """Multiply each head's logits kernel by a factor, in place, so that exits disagree in confidence."""
+    for name, s in zip(models.output_names(model), scales, strict=False):
+        dense = model.get_layer(name).get_layer("logits")
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel * s, bias])
+    return model
+
+
+def all_logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The reference's input: every exit on the whole batch, ``(N, E, K)``."""
+    return np.stack([np.asarray(o) for o in model(images, training=False)], axis=1)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return spread_exits(models.build_vgg11(num_classes=3, input_size=32, width=0.125))
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    """124 images: 60 synthetic colour-class images and 64 of uniform noise."""
+    synthetic = data.synthetic_images(20, 3, 32, seed=0).images
+    noise = np.random.default_rng(1).integers(0, 256, size=(64, 32, 32, 3), dtype=np.uint8)
+    return np.concatenate([synthetic, noise])
+
+
+@pytest.fixture(scope="module")
+def logits(model, images) -> np.ndarray:
+    return all_logits(model, images)
+
+
+@pytest.fixture(scope="module")
+def engine(model) -> EarlyExitEngine:
+    return EarlyExitEngine(model)
+
+
+def assert_matches_reference(out: dict, logits: np.ndarray, threshold: float, rule=None) -> None:
+    mask = leave_mask(logits, threshold) if rule is None else leave_mask(logits, threshold, rule)
+    exit_index = first_exit(mask)
+    chosen = logits[np.arange(len(logits)), exit_index]  # (N, K) logits each sample left with
+    assert_array_equal(out["exit"], exit_index + 1)
+    assert_array_equal(out["label"], chosen.argmax(-1))
+    assert_allclose(out["probabilities"], softmax(chosen), rtol=1e-5, atol=1e-6)
+
+
+def test_the_test_model_uses_several_exits(logits):
+    used = set()
+    for t in THRESHOLDS:
+        used |= set(first_exit(leave_mask(logits, t)).tolist())
+    assert len(used) >= 4, f"only exits {sorted(used)} used: the test would not test much"
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_matches_reference(engine, images, logits, threshold, batch_size):
+    out = engine.predict(images, threshold, batch_size=batch_size)
+    assert out["label"].dtype == np.int32 and out["exit"].dtype == np.int32
+    assert out["probabilities"].dtype == np.float32
+    assert out["probabilities"].shape == (len(images), 3)
+    assert_matches_reference(out, logits, threshold)
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_agrees_with_evaluate_threshold(model, engine, images, logits, threshold):
+    from helpers.cost import relative_costs
+
+    labels = np.zeros(len(images), dtype=np.int32)
+    ref = evaluate_threshold(logits, labels, relative_costs(model), threshold)
+    out = engine.predict(images, threshold)
+    assert_array_equal(out["exit"] - 1, ref["exit_index"])
+    assert_array_equal(out["label"], ref["predictions"])
+
+
+def test_everyone_leaves_at_exit_1(engine, images, logits):
+    out = engine(images, 1.0)  # tau = 1 accepts every sample at the first exit
+    assert_array_equal(out["exit"].numpy(), np.ones(len(images)))
+    assert_allclose(out["probabilities"].numpy(), softmax(logits[:, 0]), rtol=1e-5, atol=1e-6)
+    assert_array_equal(out["label"].numpy(), logits[:, 0].argmax(-1))
+
+
+def test_nobody_leaves_early(engine, images, logits):
+    out = engine(images, 0.0)  # tau = 0: nobody is below, everyone reaches the final classifier
+    assert_array_equal(out["exit"].numpy(), np.full(len(images), engine.num_outputs))
+    assert_array_equal(out["label"].numpy(), logits[:, -1].argmax(-1))
+
+
+def test_large_batch(engine, images, logits):
+    big = np.concatenate([images] * 17)  # 2108 images in one call
+    out = engine(big, 0.6)
+    assert_matches_reference({k: v.numpy() for k, v in out.items()}, np.concatenate([logits] * 17), 0.6)
+
+
+def test_empty_batch(engine):
+    out = engine.early_exit_fn(tf.zeros([0, 32, 32, 3], tf.uint8), tf.constant(0.5))
+    assert out["label"].shape == (0,) and out["probabilities"].shape == (0, 3)
+    empty = engine.predict(np.zeros((0, 32, 32, 3), np.uint8), 0.5)
+    assert empty["exit"].shape == (0,) and empty["probabilities"].shape == (0, 3)
+
+
+def test_no_retracing_across_batch_sizes(model, images):
+    engine = EarlyExitEngine(model)
+    for n in (1, 7, 64, 124, 3):
+        for t in (0.0, 0.6, 1.0):
+            engine(images[:n], t)
+        engine.full_fn(images[:n])
+        engine.all_exits_fn(images[:n])
+    assert engine.early_exit_fn.experimental_get_tracing_count() == 1
+    assert engine.full_fn.experimental_get_tracing_count() == 1
+    assert engine.all_exits_fn.experimental_get_tracing_count() == 1
+
+
+def test_full_and_all_exits_match_the_model(engine, images, logits):
+    assert_allclose(engine.all_exits_fn(images).numpy(), logits, rtol=1e-5, atol=1e-5)
+    assert_allclose(engine.full_fn(images).numpy(), logits[:, -1], rtol=1e-5, atol=1e-5)
+
+
+def max_probability_exit(logits, threshold):
+    """A custom rule: leave when the top class probability reaches ``threshold``."""
+    return tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1) >= threshold
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.9, 0.99])
+def test_custom_rule_is_honoured(model, images, logits, threshold):
+    engine = EarlyExitEngine(model, rule=max_probability_exit)
+    out = engine.predict(images, threshold, batch_size=32)
+    assert_matches_reference(out, logits, threshold, rule=max_probability_exit)
+    default = EarlyExitEngine(model).predict(images, threshold, batch_size=32)
+    assert not np.array_equal(out["exit"], default["exit"]), "the custom rule made no difference"
+
+
+def test_custom_rules_that_never_or_always_fire(model, images):
+    never = EarlyExitEngine(model, rule=lambda z, t: tf.zeros(tf.shape(z)[:1], tf.bool))
+    always = EarlyExitEngine(model, rule=lambda z, t: tf.ones(tf.shape(z)[:1], tf.bool))
+    assert (never.predict(images, 0.5)["exit"] == never.num_outputs).all()
+    assert (always.predict(images, 0.5)["exit"] == 1).all()
+
+
+def test_threshold_is_validated(engine, images):
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
+        engine(images, 1.5)
+    with pytest.raises(ValueError, match="threshold"):
+        engine.predict(images, float("nan"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"threshold must be a number in \[0, 1\]"):
+        engine(images, tf.constant(-0.1))
+
+
+def test_images_are_validated(engine, images):
+    with pytest.raises(ValueError, match=r"uint8 \[N, 32, 32, 3\]"):
+        engine.predict(images.astype(np.float32), 0.5)
+    with pytest.raises(ValueError, match=r"uint8 \[N, 32, 32, 3\]"):
+        engine.predict(np.zeros((2, 64, 64, 3), np.uint8), 0.5)
+
+
+def test_exits_after_some_blocks_only(images):
+    keras.utils.set_random_seed(3)
+    model = spread_exits(models.build_vgg11(3, 32, 0.125, exits_after=(2, 3)), scales=(40, 120, 300))
+    preprocess, stages = build_stages(model)
+    assert [s.exit_name for s in stages] == ["exit_1", "exit_2", "final"]
+    assert [[b.name for b in s.blocks] for s in stages] == [["block_1", "block_2"], ["block_3"], ["block_4", "block_5"]]
+    logits = all_logits(model, images)
+    engine = EarlyExitEngine(model)
+    for t in THRESHOLDS:
+        assert_matches_reference(engine.predict(images, t, batch_size=50), logits, t)
+
+
+def test_plain_network(images):
+    keras.utils.set_random_seed(0)
+    model = models.build_vgg11(3, 32, 0.125, head=None)
+    engine = EarlyExitEngine(model)
+    out = engine.predict(images, 0.9)
+    assert (out["exit"] == 1).all()
+    assert_array_equal(out["label"], np.asarray(model(images)).argmax(-1))
+
+
+def test_rejects_models_without_the_named_structure():
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs)))
+    with pytest.raises(ValueError, match="preprocess"):
+        EarlyExitEngine(keras.Model(inputs, outputs))
+
+
+def test_mixed_bfloat16_really_runs_in_bfloat16(model, images):
+    mixed = with_precision(model, "mixed_bfloat16")
+    dtypes = compute_dtypes(mixed)
+    assert dtypes["bfloat16"] > dtypes["float32"]  # only the heads' logits layers stay float32
+    assert dtypes["float32"] == len(models.output_names(model))
+    assert compute_dtypes(model) == {"float32": sum(dtypes.values())}
+    engine = EarlyExitEngine(mixed)
+    assert engine.full_fn(images[:2]).dtype == tf.float32
+    logits = all_logits(mixed, images)
+    for t in (0.0, 0.6, 0.9, 1.0):
+        out = engine.predict(images, t, batch_size=16)
+        mask = leave_mask(logits, t)
+        agree = (out["exit"] - 1 == first_exit(mask)).mean()
+        assert agree >= 0.98, f"only {agree:.1%} of the exits agree at tau={t}"
+
+
+def test_precision_round_trip_keeps_the_weights(model, images):
+    back = with_precision(with_precision(model, "mixed_bfloat16"), "float32")
+    assert with_precision(model, "float32") is model
+    assert_allclose(all_logits(back, images), all_logits(model, images), rtol=1e-6, atol=1e-6)
+
+
+def test_results_come_back_in_input_order(engine, images):
+    """Shuffling the batch shuffles the results the same way: nothing is mixed up by the stitching."""
+    order = np.random.default_rng(5).permutation(len(images))
+    for t in (0.3, 0.6, 0.9):
+        out = engine.predict(images, t, batch_size=len(images))
+        shuffled = engine.predict(images[order], t, batch_size=len(images))
+        for key in ("label", "exit"):
+            assert_array_equal(shuffled[key], out[key][order])
+        assert_allclose(shuffled["probabilities"], out["probabilities"][order], rtol=1e-6, atol=1e-7)
