@@ -52,3 +52,29 @@ def tiny_model() -> keras.Model:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def _spread_exits(model: keras.Model, scales) -> keras.Model:
+    """Multiply each head's logits kernel by a factor, in place, so that exits differ in confidence."""
+    for name, scale in zip(models.output_names(model), scales, strict=False):
+        dense = model.get_layer(name).get_layer("logits")
+        kernel, bias = dense.get_weights()
+        dense.set_weights([kernel * scale, bias])
+    return model
+
+
+@pytest.fixture(scope="session")
+def spread_model():
+    """Factory of tiny VGG11s (32 px, width 1/8) whose exits send samples to different exits.
+
+    A freshly initialised network is equally unsure at every exit; scaling each head's
+    logits (more at deeper exits) spreads the normalised entropies, so thresholds in
+    (0, 1) send samples to several exits, as a trained network would.
+    """
+
+    def make(num_classes: int = 3, exits_after=(1, 2, 3, 4, 5), scales=(20, 45, 90, 160, 300, 300), seed: int = 0):
+        keras.utils.set_random_seed(seed)
+        model = models.build_vgg11(num_classes, 32, 0.125, exits_after=exits_after)
+        return _spread_exits(model, scales)
+
+    return make

@@ -21,19 +21,9 @@ from helpers.evaluation import evaluate_threshold
 FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
 
-def spread_exits(model: keras.Model, scales=(20, 45, 90, 160, 300, 300)) -> keras.Model:
-    """Scale each head's logits so that the exits differ in confidence (see test_inference)."""
-    for name, s in zip(models.output_names(model), scales, strict=False):
-        dense = model.get_layer(name).get_layer("logits")
-        kernel, bias = dense.get_weights()
-        dense.set_weights([kernel * s, bias])
-    return model
-
-
 @pytest.fixture(scope="module")
-def model() -> keras.Model:
-    keras.utils.set_random_seed(0)
-    return spread_exits(models.build_vgg11(num_classes=5, input_size=32, width=0.125))
+def model(spread_model) -> keras.Model:
+    return spread_model(num_classes=5)
 
 
 @pytest.fixture(scope="module")

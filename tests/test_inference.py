@@ -23,16 +23,6 @@ from helpers.inference import EarlyExitEngine, build_stages, compute_dtypes, wit
 from helpers.policies import first_exit, leave_mask
 
 THRESHOLDS = (0.0, 0.3, 0.6, 0.9, 1.0)
-HEAD_SCALES = (20, 45, 90, 160, 300, 300)
-
-
-def spread_exits(model: keras.Model, scales=HEAD_SCALES) -> keras.Model:
-    """Multiply each head's logits kernel by a factor, in place, so that exits disagree in confidence."""
-    for name, s in zip(models.output_names(model), scales, strict=False):
-        dense = model.get_layer(name).get_layer("logits")
-        kernel, bias = dense.get_weights()
-        dense.set_weights([kernel * s, bias])
-    return model
 
 
 def all_logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
@@ -46,9 +36,8 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def model() -> keras.Model:
-    keras.utils.set_random_seed(0)
-    return spread_exits(models.build_vgg11(num_classes=3, input_size=32, width=0.125))
+def model(spread_model) -> keras.Model:
+    return spread_model(num_classes=3)
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +175,8 @@ def test_images_are_validated(engine, images):
         engine.predict(np.zeros((2, 64, 64, 3), np.uint8), 0.5)
 
 
-def test_exits_after_some_blocks_only(images):
-    keras.utils.set_random_seed(3)
-    model = spread_exits(models.build_vgg11(3, 32, 0.125, exits_after=(2, 3)), scales=(40, 120, 300))
+def test_exits_after_some_blocks_only(images, spread_model):
+    model = spread_model(3, exits_after=(2, 3), scales=(40, 120, 300), seed=3)
     preprocess, stages = build_stages(model)
     assert [s.exit_name for s in stages] == ["exit_1", "exit_2", "final"]
     assert [[b.name for b in s.blocks] for s in stages] == [["block_1", "block_2"], ["block_3"], ["block_4", "block_5"]]

@@ -1,11 +1,13 @@
-"""Property tests (hypothesis) of the exit rule and the threshold sweep."""
+"""Property tests (hypothesis) of the exit rule, the threshold sweep and the early-exit engine."""
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from helpers.evaluation import evaluate_threshold
+from helpers.inference import EarlyExitEngine
 from helpers.policies import entropy_from_logits, first_exit, leave_mask, normalized_entropy
 
 finite = st.floats(-30, 30, allow_nan=False, allow_infinity=False, width=32)
@@ -58,3 +60,24 @@ def test_mean_cost_is_monotone_in_the_threshold(data, thresholds):
     costs = np.cumsum(np.linspace(0.2, 1.0, e))  # reaching a later exit always costs more
     means = [evaluate_threshold(logits, labels, costs, t)["relative_cost"] for t in sorted(thresholds)]
     assert all(b <= a + 1e-12 for a, b in zip(means, means[1:], strict=False))
+
+
+@pytest.fixture(scope="module")
+def engine_and_model(spread_model):
+    model = spread_model(num_classes=3)
+    return EarlyExitEngine(model), model
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 40), st.floats(0, 1), st.integers(0, 2**31 - 1))
+def test_engine_agrees_with_evaluate_all_then_pick(engine_and_model, n, threshold, seed):
+    engine, model = engine_and_model
+    rng = np.random.default_rng(seed)
+    # half noise, half flat colours: the exits disagree about both
+    images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    images[: n // 2] = rng.integers(0, 256, size=(n // 2, 1, 1, 3), dtype=np.uint8)
+    logits = np.stack([np.asarray(o) for o in model(images, training=False)], axis=1)
+    expected = first_exit(leave_mask(logits, threshold))
+    got = engine.predict(images, threshold)
+    np.testing.assert_array_equal(got["exit"], expected + 1)  # the engine's exits are 1-based
+    np.testing.assert_array_equal(got["label"], logits[np.arange(n), expected].argmax(-1))
