@@ -648,3 +648,32 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def summary_table(results: dict[str, dict]):
+    """One row per benchmark result (e.g. per precision): accuracies, speed-ups, efficiencies.
+
+    Args:
+        results: label -> ``run_benchmark`` result.
+
+    Returns:
+        A pandas DataFrame indexed by label.
+    """
+    import pandas as pd
+
+    rows = {}
+    for label, r in results.items():
+        v, ee = r["variants"], r["early_exit"]
+        rows[label] = {
+            "full acc": v["full"]["accuracy"],
+            "early-exit acc": v["early_exit"]["accuracy"],
+            "full img/s": v["full"]["throughput"],
+            "early-exit img/s": v["early_exit"]["throughput"],
+            "speed-up (batched)": ee["batched"]["measured_speedup"],
+            "predicted (MACs)": ee["batched"]["predicted_speedup"],
+            "efficiency (batched)": ee["batched"]["efficiency"],
+            "speed-up (b=1)": ee["batch1"]["measured_speedup"],
+            "efficiency (b=1)": ee["batch1"]["efficiency"],
+            "all_exits / parts": r["all_exits"]["parts"]["ratio"],
+        }
+    return pd.DataFrame(rows).T

@@ -65,3 +65,15 @@ def results_table(analyses: Mapping[str, object], plain: str) -> str:
     lines.append("")
     lines.append(f"Test split: {n} images never used for training or for choosing tau*.")
     return "\n".join(lines)
+
+
+def markdown_table(frame, digits: int = 2) -> str:
+    """A pandas DataFrame as a Markdown table (floats rounded to ``digits``), index first."""
+    def cell(value) -> str:
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    header = [frame.index.name or ""] + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, *values in frame.itertuples():  # keeps each column's type (iterrows makes ints floats)
+        lines.append("| " + " | ".join([str(index)] + [cell(v) for v in values]) + " |")
+    return "\n".join(lines)

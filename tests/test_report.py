@@ -75,3 +75,15 @@ def test_notebook_paths_are_numbered_and_sorted():
     assert [p.name[:2] for p in paths] == sorted(p.name[:2] for p in paths)
     assert all(p.name[:2].isdigit() for p in paths)
     assert notebooks.notebook_paths(["01"])[0].name.startswith("01_")
+
+
+def test_markdown_table():
+    import pandas as pd
+
+    frame = pd.DataFrame({"acc": [0.91234, 0.5], "n": [3, 4]}, index=pd.Index(["a", "b"], name="model"))
+    assert report.markdown_table(frame).splitlines() == [
+        "| model | acc | n |",
+        "|---|---|---|",
+        "| a | 0.91 | 3 |",
+        "| b | 0.50 | 4 |",
+    ]
