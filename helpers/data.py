@@ -405,6 +405,29 @@ def write_image_folder(
         Image.fromarray(image).save(class_dir / f"{i:05d}.jpg", quality=95)
     return root
 
+
+def resize_images(data: ImageSet, image_size: int) -> ImageSet:
+    """The same images resized to ``image_size`` squared (unchanged if they already are)."""
+    if data.images.shape[1:3] == (image_size, image_size):
+        return data
+    import tensorflow as tf
+
+    resized = tf.image.resize(data.images, (image_size, image_size), antialias=True)
+    images = np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+    return ImageSet(images, data.labels, data.class_names, data.ids)
+
+
+def split_train_test(
+    train: ImageSet, test: ImageSet, val_fraction: float = 0.15, seed: int = 0
+) -> Splits:
+    """Splits from a dataset that comes with its own test set: validation is carved from train.
+
+    The test set stays as given; ``val_fraction`` of each class of ``train`` (seeded,
+    stratified) becomes the validation split.
+    """
+    tr, va, _ = stratified_split_indices(train.labels, (1 - val_fraction, val_fraction, 0.0), seed)
+    return Splits(train.subset(tr), train.subset(va), test, seed)
+
 # --------------------------------------------------------------------------- tf.data
 
 

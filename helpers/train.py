@@ -147,11 +147,31 @@ def _write_json(path: Path, obj) -> None:
 
 
 def prepare_splits(
-    exp: Experiment, source: str | os.PathLike | None = None, quick: bool = False, progress: bool = True
+    exp: Experiment,
+    source: str | os.PathLike | None = None,
+    quick: bool = False,
+    progress: bool = True,
+    npz: str | os.PathLike | None = None,
 ) -> data_lib.Splits:
-    """Load the experiment's dataset at its image size and split it with its split seed."""
+    """Load the experiment's dataset at its image size and split it with its split seed.
+
+    Args:
+        exp: the experiment.
+        source: image folder or ``"tfds"`` (see ``helpers.data.load_flowers``).
+        quick: keep only ``exp.quick_per_class`` images per class (of each part).
+        progress: show a progress bar while decoding.
+        npz: instead of ``source``, an ``.npz`` in the layout of
+            ``keras.datasets.cifar10.load_data()``: its test arrays are the test split,
+            15 % of its training arrays (stratified) the validation split.
+    """
     if exp.dataset != "flowers":
         raise ValueError(f"unknown dataset {exp.dataset!r} in experiment {exp.name}")
+    if npz is not None:
+        train_set, test_set = (data_lib.resize_images(part, exp.image_size) for part in data_lib.load_npz(npz))
+        if quick:
+            train_set = data_lib.shrink(train_set, exp.quick_per_class, seed=exp.split_seed)
+            test_set = data_lib.shrink(test_set, max(2, exp.quick_per_class // 4), seed=exp.split_seed)
+        return data_lib.split_train_test(train_set, test_set, seed=exp.split_seed)
     images = data_lib.load_flowers(source, exp.image_size, progress=progress)
     if quick:
         images = data_lib.shrink(images, exp.quick_per_class, seed=exp.split_seed)
@@ -164,6 +184,7 @@ def train(
     *,
     splits: data_lib.Splits | None = None,
     source: str | os.PathLike | None = None,
+    npz: str | os.PathLike | None = None,
     epochs: int | None = None,
     quick: bool = False,
     seed: int = 0,
@@ -180,6 +201,7 @@ def train(
         out_dir: the run directory (created if needed).
         splits: the data; by default loaded from ``source`` with the experiment's split.
         source: data folder or ``"tfds"`` (see ``helpers.data.load_flowers``).
+        npz: an ``.npz`` with train and test arrays instead (see ``prepare_splits``).
         epochs: overrides the experiment's number of epochs.
         quick: shrink the experiment and the data (``Experiment.quick``).
         seed: seed of weights initialisation, shuffling and augmentation.
@@ -227,7 +249,7 @@ def train(
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return _fit(exp, out_dir, work, wanted, splits, source, quick, seed, strategy, verbose, callbacks)
+        return _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy, verbose, callbacks)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -241,9 +263,9 @@ def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
     return same and (old.get("finished", False) or not finished)
 
 
-def _fit(exp, out_dir, work, wanted, splits, source, quick, seed, strategy_name, verbose, extra) -> TrainedRun:
+def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_name, verbose, extra) -> TrainedRun:
     if splits is None:
-        splits = prepare_splits(exp, source, quick)
+        splits = prepare_splits(exp, source, quick, npz=npz)
     strategy = get_strategy(strategy_name)
     replicas = strategy.num_replicas_in_sync
     global_batch = exp.batch_size * replicas
@@ -303,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--experiment", help="experiment name (see --list)")
     parser.add_argument("--out", help="run directory for checkpoints, history and the model")
-    parser.add_argument("--data-dir", help=f"flower_photos-style folder (default: ${data_lib.DATA_DIR_ENV} or tfds)")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--data-dir", help=f"flower_photos-style folder (default: ${data_lib.DATA_DIR_ENV} or tfds)")
+    data.add_argument("--data-npz", help="an .npz with x_train, y_train, x_test, y_test (uint8, CIFAR-10 layout)")
     parser.add_argument("--epochs", type=int, help="override the experiment's epochs")
     parser.add_argument("--quick", action="store_true", help="tiny images, few images, 2 epochs")
     parser.add_argument("--seed", type=int, default=0)
@@ -320,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--experiment and --out are required (or --list)")
     try:
         run = train(
-            args.experiment, args.out, source=args.data_dir, epochs=args.epochs, quick=args.quick,
+            args.experiment, args.out, source=args.data_dir, npz=args.data_npz, epochs=args.epochs, quick=args.quick,
             seed=args.seed, precision=args.precision, strategy=args.strategy, verbose=1,
             overwrite=args.overwrite,
         )

@@ -162,3 +162,12 @@ def test_npz_missing_or_not_an_npz(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
     with pytest.raises(data.DataError, match="not a readable .npz"):
         data.load_npz(tmp_path / "text.npz")
+
+
+def test_train_cli_bad_npz(tmp_path, capsys):
+    bad = _npz(tmp_path / "bad.npz", x_test=np.zeros((2, 8, 8, 3), np.int64))
+    code = train.main(["--experiment", "flowers-vgg11-plain", "--out", str(tmp_path / "run"),
+                       "--data-npz", str(bad), "--quick"])
+    assert code == 2
+    assert "x_test in" in _one_line_error(capsys)
+    assert not (tmp_path / "run" / "model.keras").exists()

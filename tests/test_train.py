@@ -308,3 +308,28 @@ def test_prepare_splits_from_a_folder(tmp_path, make_image_folder):
     assert [len(quick.train), len(quick.val), len(quick.test)] == [25, 5, 5]
     with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
         train.prepare_splits(dataclasses.replace(exp, dataset="cifar"), source=folder)
+
+
+def test_cli_trains_from_an_npz(tmp_path, capsys):
+    images = data.synthetic_images(n_per_class=12, num_classes=3, image_size=32, seed=2)
+    test_idx = np.concatenate([np.arange(c * 12, c * 12 + 3) for c in range(3)])
+    train_idx = np.setdiff1d(np.arange(36), test_idx)
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, x_train=images.images[train_idx], y_train=images.labels[train_idx][:, None],
+             x_test=images.images[test_idx], y_test=images.labels[test_idx])
+    out = tmp_path / "run"
+    code = train.main(["--experiment", "flowers-vgg11-plain", "--out", str(out), "--data-npz", str(npz),
+                       "--quick", "--epochs", "1"])
+    assert code == 0, capsys.readouterr().err
+    config = json.loads((out / "config.json").read_text())
+    # 27 training images: 15 % of each class (round(1.35) = 1) to validation; the 9 test images as given
+    assert config["split_sizes"] == [24, 3, 9]
+    assert config["class_names"] == ["class_0", "class_1", "class_2"]
+    split = json.loads((out / "split.json").read_text())
+    assert all(i.startswith("test/") for i in split["test"]) and len(set(split["train"]) & set(split["val"])) == 0
+
+
+def test_cli_data_dir_and_npz_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--experiment", "flowers-vgg11-plain", "--out", str(tmp_path), "--data-dir", "a", "--data-npz", "b"])
+    assert "not allowed with argument" in capsys.readouterr().err
