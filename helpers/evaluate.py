@@ -1,19 +1,39 @@
 """Evaluate a trained early-exit model on any folder of images.
 
-    python -m helpers.evaluate MODEL --data-dir DIR [--threshold T] [--policy entropy] [--json]
+    python -m helpers.evaluate MODEL --data-dir DIR [--threshold T | --budget B] [--policy P] [--json]
     python -m helpers.evaluate --list
 
 MODEL is a model file, a run folder or the name of a reference model. DIR holds
 ``<class>/<image>`` folders named after (some of) the model's classes; every image
 in it is evaluated (no split). The output: the number of images, each exit's
-accuracy, and at threshold T (default: the model's tau*, chosen on validation) the
-early-exit accuracy, the fraction of images leaving at each exit, the mean cost
-relative to the plain network (exit heads included) and the speed-up it predicts.
+accuracy, and at threshold T the early-exit accuracy, the fraction of images leaving
+at each exit, the mean cost relative to the plain network (exit heads included) and
+the speed-up it predicts.
+
+``--policy`` is ``entropy`` (default; T in [0, 1], higher = more early exits),
+``max_prob`` (T in [0, 1], higher = fewer early exits) or ``patience`` (T = p, an
+integer >= 1: leave once p consecutive exits agree). Without ``--threshold`` the
+entropy policy uses the model's tau* (chosen on validation at training time), the
+others the model's ``thresholds[policy]`` if its metadata has one, else the policy's
+default (max_prob 0.9, patience 2).
+
+``--budget B`` (instead of ``--threshold``) asks for a mean relative cost of at most
+B (0.5 = half of the plain network): the threshold is chosen on the *validation*
+split (``helpers.budget.threshold_for_budget``: the most accurate threshold whose
+validation cost is <= B), then DIR is evaluated at it, so the cost actually spent on
+DIR can differ slightly from B. The validation images come from ``--val-dir VDIR``
+(a ``<class>/<image>`` folder) if given; otherwise the split the model was trained
+on is rebuilt from its run configuration (``helpers.train.prepare_splits`` with the
+experiment, split seed and quick flag of its ``config.json``, reading the data from
+``--source``, default ``$EARLY_EXIT_DATA_DIR`` or tfds) and accepted only if its
+``split_fingerprint`` matches the one recorded at training time.
 
 JSON keys: ``model``, ``images``, ``exit_names``, ``exit_accuracy`` (list, final
 last), ``final_accuracy``, ``policy``, ``threshold``, ``accuracy``,
 ``exit_fractions`` (list), ``relative_cost``, ``predicted_speedup``
-(= 1 / relative_cost).
+(= 1 / relative_cost); with ``--budget`` also ``budget``: ``{"budget", "validation"
+(where the validation images came from), "val_images", "threshold", "val_accuracy",
+"val_relative_cost", "within_budget"}`` (``within_budget``: the cost on DIR is <= B).
 """
 
 from __future__ import annotations
@@ -28,7 +48,7 @@ from helpers import data as data_lib
 from helpers import registry
 from helpers.cost import relative_costs
 from helpers.evaluation import collect_logits, evaluate_threshold, exit_accuracies
-from helpers.policies import POLICIES, check_threshold, get_policy
+from helpers.policies import POLICIES, resolve_policy
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -48,40 +68,122 @@ def remap_labels(folder_classes: list[str], model_classes: list[str]) -> np.ndar
     return np.asarray([model_classes.index(c) for c in folder_classes], dtype=np.int32)
 
 
+def default_threshold(meta: dict, policy: str = "entropy") -> float | int:
+    """The threshold used without ``--threshold``: tau* for entropy, else ``meta["thresholds"][policy]`` or the policy's default."""
+    spec = resolve_policy(policy)
+    if spec.name == "entropy":
+        return meta.get("threshold", DEFAULT_THRESHOLD)
+    return (meta.get("thresholds") or {}).get(spec.name, spec.default_threshold)
+
+
+def _folder_logits(model, folder: str, class_names: list[str], batch_size: int, progress: bool):
+    """Logits ``(N, E, K)`` and labels (in the model's label order) of every image under ``folder``."""
+    size = int(model.inputs[0].shape[1])
+    _, _, folder_classes = data_lib.find_image_files(folder, min_classes=1)
+    label_map = remap_labels(folder_classes, class_names)  # before decoding anything
+    images = data_lib.load_folder(folder, size, progress=progress, min_classes=1)
+    images = data_lib.ImageSet(images.images, label_map[images.labels], class_names, images.ids)
+    return collect_logits(model, data_lib.make_dataset(images, batch_size))
+
+
+def validation_logits(
+    loaded: registry.LoadedModel, val_dir: str | None = None, source: str | None = None,
+    batch_size: int = 64, progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Validation logits for ``--budget``: from ``val_dir``, or from the rebuilt training split.
+
+    Returns:
+        ``(logits, labels, description of where they came from)``.
+
+    Raises:
+        DataError: no ``val_dir`` and the model has no run configuration, or the
+            rebuilt split does not match the one it was trained on.
+    """
+    if val_dir is not None:
+        logits, labels = _folder_logits(loaded.model, val_dir, loaded.class_names, batch_size, progress)
+        return logits, labels, f"val-dir {val_dir}"
+    meta = loaded.meta
+    if "experiment" not in meta or "split_fingerprint" not in meta:
+        raise data_lib.DataError(
+            f"--budget needs validation images, and {loaded.path} has no training configuration (experiment, "
+            "split_fingerprint) to rebuild its split from; pass --val-dir DIR with the validation images"
+        )
+    from helpers.experiments import Experiment
+    from helpers.train import prepare_splits
+
+    exp = Experiment(**meta["experiment"])
+    splits = prepare_splits(exp, source, quick=bool(meta.get("quick", False)), progress=progress)
+    if splits.fingerprint() != meta["split_fingerprint"] or splits.class_names != loaded.class_names:
+        raise data_lib.DataError(
+            f"the rebuilt split (fingerprint {splits.fingerprint()}) is not the one {loaded.path} was trained on "
+            f"({meta['split_fingerprint']}): the data source differs; point --source at the same data, "
+            "or pass --val-dir DIR with the validation images"
+        )
+    logits, labels = collect_logits(loaded.model, data_lib.make_dataset(splits.val, batch_size))
+    return logits, labels, f"rebuilt split {meta['split_fingerprint']}"
+
+
 def evaluate_folder(
     spec: str, data_dir: str, threshold: float | None = None, policy: str = "entropy",
-    batch_size: int = 64, progress: bool = True,
+    batch_size: int = 64, progress: bool = True, budget: float | None = None,
+    val_dir: str | None = None, source: str | None = None,
 ) -> dict:
-    """Evaluate the model ``spec`` on every image under ``data_dir`` (see module docstring)."""
-    rule = get_policy(policy)
+    """Evaluate the model ``spec`` on every image under ``data_dir`` (see module docstring).
+
+    Args:
+        spec: model file, run folder or reference model name.
+        data_dir: ``<class>/<image>`` folder to evaluate.
+        threshold: the policy's threshold (default: see ``default_threshold``).
+        policy: ``entropy``, ``max_prob`` or ``patience``.
+        batch_size: inference batch size.
+        progress: show progress bars.
+        budget: target mean relative cost; the threshold is then chosen on validation
+            (exclusive with ``threshold``).
+        val_dir: validation images for ``budget`` (default: rebuild the training split).
+        source: data source for rebuilding the split (see ``helpers.data.load_flowers``).
+
+    Returns:
+        The dict described in the module docstring.
+    """
+    policy_spec = resolve_policy(policy)
+    if budget is not None and threshold is not None:
+        raise ValueError("give either a threshold or a budget, not both")
     loaded = registry.load(spec)
     model = loaded.model
-    if threshold is None:
-        threshold = loaded.meta.get("threshold", DEFAULT_THRESHOLD)
-    threshold = check_threshold(threshold)
-    size = int(model.inputs[0].shape[1])
-    _, _, folder_classes = data_lib.find_image_files(data_dir, min_classes=1)
-    label_map = remap_labels(folder_classes, loaded.class_names)  # before decoding anything
-    images = data_lib.load_folder(data_dir, size, progress=progress, min_classes=1)
-    labels = label_map[images.labels]
-    images = data_lib.ImageSet(images.images, labels, loaded.class_names, images.ids)
-    logits, labels = collect_logits(model, data_lib.make_dataset(images, batch_size))
     costs = relative_costs(model)
-    at = evaluate_threshold(logits, labels, costs, threshold, rule)
+    budget_info = None
+    if budget is not None:
+        from helpers.budget import threshold_for_budget
+
+        val_logits, val_labels, where = validation_logits(loaded, val_dir, source, batch_size, progress)
+        threshold = threshold_for_budget(val_logits, val_labels, costs, budget, policy_spec)
+        val = evaluate_threshold(val_logits, val_labels, costs, threshold, policy_spec)
+        budget_info = {"budget": float(budget), "validation": where, "val_images": int(len(val_labels)),
+                       "threshold": threshold, "val_accuracy": val["accuracy"],
+                       "val_relative_cost": val["relative_cost"]}
+    elif threshold is None:
+        threshold = default_threshold(loaded.meta, policy_spec.name)
+    threshold = policy_spec.check(threshold)
+    logits, labels = _folder_logits(model, data_dir, loaded.class_names, batch_size, progress)
+    at = evaluate_threshold(logits, labels, costs, threshold, policy_spec)
     accuracy = exit_accuracies(logits, labels)
-    return {
+    result = {
         "model": str(spec),
         "images": int(len(labels)),
         "exit_names": list(model.output_names),
         "exit_accuracy": [float(a) for a in accuracy],
         "final_accuracy": float(accuracy[-1]),
-        "policy": policy,
+        "policy": policy_spec.name,
         "threshold": threshold,
         "accuracy": at["accuracy"],
         "exit_fractions": [float(f) for f in at["exit_fractions"]],
         "relative_cost": at["relative_cost"],
         "predicted_speedup": at["predicted_speedup"],
     }
+    if budget_info is not None:
+        budget_info["within_budget"] = bool(at["relative_cost"] <= budget_info["budget"] + 1e-12)
+        result["budget"] = budget_info
+    return result
 
 
 def format_report(result: dict) -> str:
@@ -89,12 +191,22 @@ def format_report(result: dict) -> str:
     lines = [f"model {result['model']} on {result['images']} images", "", "exit      accuracy  leaves here"]
     for name, acc, frac in zip(result["exit_names"], result["exit_accuracy"], result["exit_fractions"], strict=True):
         lines.append(f"{name:9s} {acc:8.1%}  {frac:10.1%}")
+    t = result["threshold"]
+    t_text = str(t) if isinstance(t, int) else f"{t:.3f}"
     lines += [
         "",
         f"final classifier alone: accuracy {result['final_accuracy']:.1%}, relative cost 1.00 (plain network)",
-        f"early exit ({result['policy']}, threshold {result['threshold']:.3f}): accuracy {result['accuracy']:.1%}, "
+        f"early exit ({result['policy']}, threshold {t_text}): accuracy {result['accuracy']:.1%}, "
         f"relative cost {result['relative_cost']:.3f} (heads included), predicted speed-up {result['predicted_speedup']:.2f}x",
     ]
+    if "budget" in result:
+        b = result["budget"]
+        lines += [
+            f"budget {b['budget']:.3f}: threshold {t_text} chosen on {b['val_images']} validation images "
+            f"({b['validation']}): validation accuracy {b['val_accuracy']:.1%}, cost {b['val_relative_cost']:.3f}; "
+            f"on these images the cost is {result['relative_cost']:.3f} "
+            f"({'within' if b['within_budget'] else 'over'} budget)",
+        ]
     return "\n".join(lines)
 
 
@@ -111,8 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", help="model file, run folder or reference model name")
     parser.add_argument("--data-dir", help="folder of <class>/<image> files to evaluate")
-    parser.add_argument("--threshold", type=float, help="exit threshold (default: the model's tau*)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--threshold", type=float,
+                        help="exit threshold (default: the model's tau* for entropy; patience: p, an integer)")
+    chosen.add_argument("--budget", type=float,
+                        help="target mean relative cost (e.g. 0.5): choose the threshold on the validation split")
     parser.add_argument("--policy", default="entropy", choices=sorted(POLICIES))
+    parser.add_argument("--val-dir", help="validation images for --budget (default: rebuild the training split)")
+    parser.add_argument("--source", help="data to rebuild the training split from for --budget "
+                        "(a flower_photos folder or 'tfds'; default $EARLY_EXIT_DATA_DIR or tfds)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--list", action="store_true", help="list the reference models and exit")
     args = parser.parse_args(argv)
@@ -121,8 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.model or not args.data_dir:
         parser.error("MODEL and --data-dir are required (or --list)")
+    if args.budget is None and (args.val_dir or args.source):
+        parser.error("--val-dir and --source are only used with --budget")
     try:
-        result = evaluate_folder(args.model, args.data_dir, args.threshold, args.policy, progress=not args.json)
+        result = evaluate_folder(args.model, args.data_dir, args.threshold, args.policy, progress=not args.json,
+                                 budget=args.budget, val_dir=args.val_dir, source=args.source)
     except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2

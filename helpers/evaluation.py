@@ -4,6 +4,10 @@ Everything here works on the logits of *all* exits, collected once per split
 (``collect_logits``), so a sweep over a hundred thresholds costs no extra
 inference. The real early-exit engine (``helpers.inference``) produces the same
 exits and predictions without computing the layers a sample no longer needs.
+
+Every function taking a ``rule`` accepts an exit rule or a policy name
+(``"entropy"``, ``"max_prob"``, ``"patience"``; see ``helpers.policies``); a sweep
+without explicit thresholds tries the policy's own grid (``ExitPolicy.grid``).
 """
 
 from __future__ import annotations
@@ -16,9 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.policies import ExitRule, check_threshold, entropy_exit, first_exit, leave_mask
+from helpers.policies import (
+    ExitPolicy,
+    ExitRule,
+    StatefulRule,
+    entropy_exit,
+    first_exit,
+    leave_mask,
+    resolve_policy,
+)
 
 DEFAULT_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 41), 4)
+"""The entropy policy's default sweep grid (``EXIT_POLICIES["entropy"].grid``)."""
+
+Rule = ExitRule | StatefulRule | ExitPolicy | str
 
 
 def collect_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -49,39 +64,28 @@ def exit_accuracies(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (np.asarray(logits).argmax(-1) == np.asarray(labels)[:, None]).mean(axis=0)
 
 
-def evaluate_threshold(
-    logits: np.ndarray,
-    labels: np.ndarray,
-    costs: Sequence[float],
-    threshold: float,
-    rule: ExitRule = entropy_exit,
-) -> dict:
-    """Early-exit outcome at one threshold.
+def outcome(logits: np.ndarray, labels: np.ndarray, costs: Sequence[float], exit_index: np.ndarray) -> dict:
+    """Accuracy, mean cost and exit fractions when sample ``i`` leaves at exit ``exit_index[i]``.
 
     Args:
         logits: ``(N, E, K)`` logits of all exits.
         labels: ``(N,)`` true labels.
-        costs: relative cost of reaching each exit (``helpers.cost.relative_costs``).
-        threshold: the exit rule's threshold.
-        rule: the exit rule.
+        costs: relative cost of reaching each exit, ``(E,)``.
+        exit_index: ``(N,)`` 0-based exit of each sample.
 
     Returns:
-        A dict with ``threshold``, ``accuracy``, ``relative_cost`` (mean over
-        samples), ``predicted_speedup`` (1 / relative cost), ``exit_fractions``
-        (list, one per exit), ``exit_index`` (0-based exit per sample) and
-        ``predictions``.
+        A dict with ``accuracy``, ``relative_cost``, ``predicted_speedup``,
+        ``exit_fractions``, ``exit_index`` and ``predictions``.
     """
-    threshold = check_threshold(threshold)
     logits = np.asarray(logits)
     costs = np.asarray(costs, dtype=np.float64)
     if costs.shape != (logits.shape[1],):
         raise ValueError(f"need one cost per exit ({logits.shape[1]}), got {costs.shape}")
-    exit_index = first_exit(leave_mask(logits, threshold, rule))
+    exit_index = np.asarray(exit_index)
     predictions = logits[np.arange(len(logits)), exit_index].argmax(-1)
     mean_cost = float(costs[exit_index].mean())
     return {
-        "threshold": threshold,
-        "accuracy": float((predictions == labels).mean()),
+        "accuracy": float((predictions == np.asarray(labels)).mean()),
         "relative_cost": mean_cost,
         "predicted_speedup": 1.0 / mean_cost,
         "exit_fractions": np.bincount(exit_index, minlength=logits.shape[1]) / len(logits),
@@ -90,26 +94,70 @@ def evaluate_threshold(
     }
 
 
+def evaluate_threshold(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    costs: Sequence[float],
+    threshold: float,
+    rule: Rule = entropy_exit,
+) -> dict:
+    """Early-exit outcome at one threshold.
+
+    Args:
+        logits: ``(N, E, K)`` logits of all exits.
+        labels: ``(N,)`` true labels.
+        costs: relative cost of reaching each exit (``helpers.cost.relative_costs``).
+        threshold: the exit rule's threshold (validated by the policy: a number in
+            [0, 1], or an integer >= 1 for patience).
+        rule: the exit rule or policy name.
+
+    Returns:
+        A dict with ``threshold``, ``policy`` (name), ``accuracy``, ``relative_cost``
+        (mean over samples), ``predicted_speedup`` (1 / relative cost),
+        ``exit_fractions`` (list, one per exit), ``exit_index`` (0-based exit per
+        sample) and ``predictions``.
+    """
+    policy = resolve_policy(rule)
+    threshold = policy.check(threshold)
+    logits = np.asarray(logits)
+    costs = np.asarray(costs, dtype=np.float64)
+    if costs.shape != (logits.shape[1],):
+        raise ValueError(f"need one cost per exit ({logits.shape[1]}), got {costs.shape}")
+    exit_index = first_exit(leave_mask(logits, threshold, policy.rule))
+    return {"threshold": threshold, "policy": policy.name} | outcome(logits, labels, costs, exit_index)
+
+
 def sweep(
     logits: np.ndarray,
     labels: np.ndarray,
     costs: Sequence[float],
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    rule: ExitRule = entropy_exit,
+    thresholds: Sequence[float] | None = None,
+    rule: Rule = entropy_exit,
     exit_names: Sequence[str] | None = None,
 ):
     """``evaluate_threshold`` for every threshold, as a pandas DataFrame.
 
-    Columns: ``threshold``, ``accuracy``, ``relative_cost``, ``predicted_speedup``
-    and one ``frac_<exit>`` column per exit.
+    Args:
+        logits, labels, costs: as for ``evaluate_threshold``.
+        thresholds: the thresholds to try; default the policy's grid
+            (``DEFAULT_THRESHOLDS`` for entropy, p = 1..E for patience).
+        rule: the exit rule or policy name.
+        exit_names: names for the ``frac_`` columns (default ``exit_1`` ...).
+
+    Returns:
+        Columns ``threshold``, ``accuracy``, ``relative_cost``, ``predicted_speedup``
+        and one ``frac_<exit>`` column per exit.
     """
     import pandas as pd
 
+    policy = resolve_policy(rule)
     e = np.asarray(logits).shape[1]
+    if thresholds is None:
+        thresholds = policy.grid(e)
     names = list(exit_names) if exit_names else [f"exit_{j + 1}" for j in range(e)]
     rows = []
     for t in thresholds:
-        r = evaluate_threshold(logits, labels, costs, t, rule)
+        r = evaluate_threshold(logits, labels, costs, t, policy)
         row = {k: r[k] for k in ("threshold", "accuracy", "relative_cost", "predicted_speedup")}
         row |= {f"frac_{n}": f for n, f in zip(names, r["exit_fractions"], strict=True)}
         rows.append(row)
@@ -119,19 +167,33 @@ def sweep(
 def choose_threshold(val_sweep, final_accuracy: float, tolerance: float = 0.01) -> float:
     """The cheapest threshold whose validation accuracy is within ``tolerance`` of the final exit's.
 
+    Works for every policy whatever the direction of its threshold, since it ranks
+    by cost, not by threshold.
+
     Args:
         val_sweep: a ``sweep`` DataFrame computed on the validation split.
         final_accuracy: the final classifier's accuracy on the validation split.
         tolerance: allowed accuracy drop (0.01 = one percentage point).
 
     Returns:
-        The chosen threshold (ties on cost go to the most accurate, then the smallest).
+        The chosen threshold (ties on cost go to the most accurate, then the
+        smallest). If no threshold qualifies (impossible when the sweep contains the
+        policy's "nobody leaves early" threshold), the most expensive one, which is
+        tau = 0 for an entropy sweep.
     """
     ok = val_sweep[val_sweep["accuracy"] >= final_accuracy - tolerance - 1e-12]
-    if ok.empty:  # cannot happen when the sweep contains tau = 0, but be explicit
-        return 0.0
+    if ok.empty:
+        fallback = val_sweep.sort_values(["relative_cost", "accuracy"], ascending=[False, False])
+        return _number(fallback["threshold"].iloc[0]) if len(fallback) else 0.0
     best = ok.sort_values(["relative_cost", "accuracy", "threshold"], ascending=[True, False, True])
-    return float(best.iloc[0]["threshold"])
+    return _number(best["threshold"].iloc[0])
+
+
+def _number(value) -> float | int:
+    """A threshold from a DataFrame cell: int for integer values stored as ints, else float."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return float(value)
 
 
 @dataclasses.dataclass
@@ -165,19 +227,34 @@ class Analysis:
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         return getattr(self, f"{split}_logits"), getattr(self, f"{split}_labels")
 
+    def split_data(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """``(logits (N, E, K), labels (N,))`` of ``split`` (``"val"`` or ``"test"``)."""
+        return self._split(split)
+
     def exit_accuracy(self, split: str = "test") -> dict[str, float]:
         """Accuracy of every exit on ``split``, by exit name."""
         acc = exit_accuracies(*self._split(split))
         return {n: float(a) for n, a in zip(self.exit_names, acc, strict=True)}
 
-    def sweep(self, split: str = "test", thresholds: Sequence[float] = DEFAULT_THRESHOLDS):
-        """``sweep`` on ``split``."""
-        return sweep(*self._split(split), self.costs, thresholds, exit_names=self.exit_names)
+    def sweep(self, split: str = "test", thresholds: Sequence[float] | None = None, policy: Rule = "entropy"):
+        """``sweep`` on ``split`` with ``policy`` (default grid: the policy's)."""
+        return sweep(*self._split(split), self.costs, thresholds, policy, exit_names=self.exit_names)
 
-    def at(self, threshold: float | None = None, split: str = "test") -> dict:
-        """``evaluate_threshold`` on ``split`` at ``threshold`` (default: the operating tau*)."""
-        t = self.threshold if threshold is None else threshold
-        return evaluate_threshold(*self._split(split), self.costs, t)
+    def operating_threshold(self, policy: Rule = "entropy") -> float | int:
+        """The policy's operating threshold: ``threshold`` for entropy, else chosen on validation like it.
+
+        The choice is ``choose_threshold`` on the validation sweep with this analysis's ``tolerance``.
+        """
+        spec = resolve_policy(policy)
+        if spec.name == "entropy":
+            return self.threshold
+        final = float(exit_accuracies(self.val_logits, self.val_labels)[-1])
+        return choose_threshold(self.sweep("val", policy=spec), final, self.tolerance)
+
+    def at(self, threshold: float | None = None, split: str = "test", policy: Rule = "entropy") -> dict:
+        """``evaluate_threshold`` on ``split`` at ``threshold`` (default: the policy's operating threshold)."""
+        t = self.operating_threshold(policy) if threshold is None else threshold
+        return evaluate_threshold(*self._split(split), self.costs, t, policy)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the arrays to ``analysis.npz`` and the rest to ``analysis.json`` in ``folder``."""

@@ -31,8 +31,14 @@ them (measured on this project's VGG11 at batch size 1; keeping the functional
 stage when samples go deep).
 
 The exit rule is any function ``rule(logits, threshold) -> bool[batch]`` written
-with TensorFlow ops (see ``helpers.policies``); normalised entropy is the default.
-The last output (the network's own classifier) accepts every sample that reaches it.
+with TensorFlow ops (see ``helpers.policies``), a policy name (``entropy``,
+``max_prob``, ``patience``), or a *stateful* rule such as patience, which needs to
+remember what the earlier exits predicted: its per-sample state (for patience, the
+previous label and the length of the current run of agreeing exits) starts with
+``initial_state`` and is split with ``tf.dynamic_partition`` along with the samples
+that stay, so every stage sees exactly the state of its remaining samples.
+Normalised entropy is the default. The last output (the network's own classifier)
+accepts every sample that reaches it.
 
 ``with_precision`` rebuilds a model under another dtype policy (for example to run
 a float32-trained model in ``mixed_bfloat16``, or the reverse), keeping the exit
@@ -50,7 +56,13 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.models import block_names, exit_positions, output_names
-from helpers.policies import ExitRule, check_threshold, entropy_exit
+from helpers.policies import (
+    ExitRule,
+    StatefulRule,
+    entropy_exit,
+    is_stateful,
+    resolve_policy,
+)
 
 FLOAT_POLICIES = ("float32", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16")
 """Dtype policies that ``with_precision`` replaces (integer and string layers are left alone)."""
@@ -139,8 +151,10 @@ class EarlyExitEngine:
 
     Args:
         model: a multi-exit model from ``helpers.models`` (any dtype policy).
-        rule: exit rule ``rule(logits, threshold) -> bool[batch]``; default
-            ``helpers.policies.entropy_exit``.
+        rule: exit rule ``rule(logits, threshold) -> bool[batch]``, a
+            ``helpers.policies.StatefulRule`` (patience) or a policy name; default
+            ``helpers.policies.entropy_exit``. The threshold's range is the policy's
+            ([0, 1], or an integer >= 1 for patience).
 
     Example:
         >>> engine = EarlyExitEngine(model)
@@ -148,9 +162,11 @@ class EarlyExitEngine:
         >>> out["exit"]                                      # 1-based exit per image
     """
 
-    def __init__(self, model: keras.Model, rule: ExitRule = entropy_exit) -> None:
-        if not callable(rule):
+    def __init__(self, model: keras.Model, rule: ExitRule | StatefulRule | str = entropy_exit) -> None:
+        if not (isinstance(rule, str) or callable(rule) or is_stateful(rule)):
             raise TypeError(f"rule must be a function rule(logits, threshold) -> bool[batch], got {rule!r}")
+        self.policy = resolve_policy(rule)
+        rule = self.policy.rule
         shape = tuple(model.inputs[0].shape)
         dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
         if len(shape) != 4 or shape[-1] != 3 or None in shape[1:] or dtype != "uint8":
@@ -217,21 +233,29 @@ class EarlyExitEngine:
 
         Args:
             images: uint8 ``[N, H, W, 3]``.
-            threshold: float32 scalar in [0, 1] (checked by a graph assertion).
+            threshold: float32 scalar in the policy's range ([0, 1], or an integer
+                >= 1 for patience; checked by a graph assertion).
 
         Returns:
             ``{"label": int32 [N], "exit": int32 [N] (1-based), "probabilities": float32 [N, K]}``.
         """
         threshold = tf.convert_to_tensor(threshold, tf.float32)
-        tf.debugging.Assert(
-            tf.logical_and(threshold >= 0.0, threshold <= 1.0),
-            ["threshold must be a number in [0, 1], got", threshold],
-        )
+        if self.policy.integer:
+            tf.debugging.Assert(
+                tf.logical_and(threshold >= 1.0, tf.equal(threshold, tf.round(threshold))),
+                ["patience must be an integer >= 1, got", threshold],
+            )
+        else:
+            tf.debugging.Assert(
+                tf.logical_and(threshold >= 0.0, threshold <= 1.0),
+                ["threshold must be a number in [0, 1], got", threshold],
+            )
         n = tf.shape(images)[0]
 
         def compute() -> tuple[tf.Tensor, tf.Tensor]:
             x = self.preprocess(images, training=False)
-            parts = self._run_from(0, x, tf.range(n), threshold)
+            state = tuple(self.rule.initial_state(n)) if is_stateful(self.rule) else ()
+            parts = self._run_from(0, x, tf.range(n), threshold, state)
             index, logits = parts[0::2], parts[1::2]  # per output: who left there, with which logits
             # Back to the input order: row i of the result comes from wherever index == i.
             chosen = tf.dynamic_stitch(index, logits)  # (batch, classes)
@@ -246,8 +270,13 @@ class EarlyExitEngine:
             "probabilities": tf.nn.softmax(chosen, axis=-1),
         }
 
-    def _run_from(self, j: int, x: tf.Tensor, index: tf.Tensor, threshold: tf.Tensor) -> list[tf.Tensor]:
+    def _run_from(
+        self, j: int, x: tf.Tensor, index: tf.Tensor, threshold: tf.Tensor, state: tuple[tf.Tensor, ...] = ()
+    ) -> list[tf.Tensor]:
         """Run outputs ``j, j+1, ...`` for the samples ``index`` (positions in the batch) whose features are ``x``.
+
+        ``state`` is a stateful rule's per-sample state for those samples (empty for
+        a stateless rule).
 
         Returns:
             ``[index_j, logits_j, index_j+1, logits_j+1, ...]``: for every output from
@@ -259,14 +288,19 @@ class EarlyExitEngine:
         logits = tf.cast(stage.head(x, training=False), tf.float32)  # (remaining, classes)
         if j == len(self.stages) - 1:  # the final classifier takes everybody left
             return [index, logits]
-        leave = tf.reshape(tf.cast(self.rule(logits, threshold), tf.int32), [-1])  # 1: leaves here
+        if is_stateful(self.rule):
+            leave, state = self.rule.step(logits, threshold, state)
+        else:
+            leave = self.rule(logits, threshold)
+        leave = tf.reshape(tf.cast(leave, tf.int32), [-1])  # 1: leaves here
         stay_index, leave_index = tf.dynamic_partition(index, leave, 2)
         _, leave_logits = tf.dynamic_partition(logits, leave, 2)
         later = len(self.stages) - 1 - j
 
         def continue_() -> list[tf.Tensor]:
             stay_x, _ = tf.dynamic_partition(x, leave, 2)
-            return self._run_from(j + 1, stay_x, stay_index, threshold)
+            stay_state = tuple(tf.dynamic_partition(s, leave, 2)[0] for s in state)
+            return self._run_from(j + 1, stay_x, stay_index, threshold, stay_state)
 
         def nobody_left() -> list[tf.Tensor]:
             return [tf.zeros([0], tf.int32), tf.zeros([0, self.num_classes], tf.float32)] * later
@@ -281,14 +315,14 @@ class EarlyExitEngine:
 
         Args:
             images: uint8 ``[N, H, W, 3]`` (array or tensor).
-            threshold: a number in [0, 1] (validated with ``check_threshold``) or a
-                float32 scalar tensor.
+            threshold: a number in the policy's range (validated with
+                ``ExitPolicy.check``) or a float32 scalar tensor.
 
         Returns:
             The dict of tensors described in ``early_exit``.
         """
         if not tf.is_tensor(threshold):
-            threshold = check_threshold(threshold)
+            threshold = self.policy.check(threshold)
         return self.early_exit_fn(self.check_images(images), tf.cast(threshold, tf.float32))
 
     def check_images(self, images) -> tf.Tensor:
@@ -308,13 +342,13 @@ class EarlyExitEngine:
 
         Args:
             images: uint8 ``(N, H, W, 3)`` at the model's input size.
-            threshold: the exit rule's threshold, in [0, 1].
+            threshold: the exit rule's threshold, in the policy's range.
             batch_size: images per call of the compiled function.
 
         Returns:
             ``{"label": int32 (N,), "exit": int32 (N,), "probabilities": float32 (N, K)}``.
         """
-        threshold = check_threshold(threshold)
+        threshold = self.policy.check(threshold)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         images = np.asarray(images)

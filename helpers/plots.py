@@ -27,6 +27,7 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from helpers import paths
 
 RIGHT_COLOUR = "tab:green"
+EXTRA_POINT_COLOURS = ("gold", "tab:cyan", "tab:pink")
 WRONG_COLOUR = "tab:red"
 COST_LABEL = "relative cost (MACs / plain network, heads included)"
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
@@ -315,7 +316,19 @@ def plot_exit_accuracy(accuracies: Mapping[str, Mapping[str, float]], exit_names
     return fig
 
 
-def plot_exit_histograms(results: Sequence[dict], exit_names: Sequence[str], final_accuracy: float) -> Figure:
+def _format_threshold(threshold) -> str:
+    """``0.30`` for a number in [0, 1] (``0.995`` when two decimals are not enough), ``2`` for an integer."""
+    if isinstance(threshold, (int, np.integer)) and not isinstance(threshold, bool):
+        return str(int(threshold))
+    text = f"{float(threshold):.2f}"
+    if abs(float(text) - float(threshold)) > 1e-9:  # 0.995 or 0.9999: show the digits that matter
+        text = f"{float(threshold):.4f}".rstrip("0")
+    return text
+
+
+def plot_exit_histograms(
+    results: Sequence[dict], exit_names: Sequence[str], final_accuracy: float, threshold_name: str = "τ"
+) -> Figure:
     """Where the samples leave, for a few thresholds: one panel per threshold.
 
     Args:
@@ -323,6 +336,7 @@ def plot_exit_histograms(results: Sequence[dict], exit_names: Sequence[str], fin
             ``accuracy``, ``relative_cost``, ``exit_fractions``).
         exit_names: the exits, in order.
         final_accuracy: the final classifier's accuracy, the reference for the drop.
+        threshold_name: symbol of the threshold in the titles (``"p"`` for patience).
 
     Returns:
         The figure; each bar is the fraction of samples leaving at an exit.
@@ -341,7 +355,7 @@ def plot_exit_histograms(results: Sequence[dict], exit_names: Sequence[str], fin
         ax.set_xticks(range(len(exit_names)), list(exit_names), rotation=30, ha="right")
         drop = 100 * (final_accuracy - result["accuracy"])
         ax.set_title(
-            f"τ = {result['threshold']:.2f}\n"
+            f"{threshold_name} = {_format_threshold(result['threshold'])}\n"
             f"accuracy {result['accuracy']:.1%} (drop {drop:.1f} pts)\n"
             f"cost {result['relative_cost']:.2f}× plain, heads included",
             fontsize=9,
@@ -438,6 +452,7 @@ def plot_tradeoff(
     baseline: tuple[float, float] | None = None,
     baseline_label: str = "plain VGG11",
     operating_points: Mapping[str, tuple[float, float]] | None = None,
+    extra_points: Mapping[str, tuple[float, float]] | None = None,
 ) -> Figure:
     """Accuracy against relative cost: one curve per model, a baseline and chosen operating points.
 
@@ -448,6 +463,8 @@ def plot_tradeoff(
         baseline_label: legend label of the baseline.
         operating_points: label -> ``(cost, accuracy)`` of chosen thresholds, drawn as
             diamonds and annotated (in the model's colour when the label is a model name).
+        extra_points: label -> ``(cost, accuracy)`` of reference points that are not on
+            a curve (the oracle), drawn as large "P" markers and listed in the legend.
 
     Returns:
         The figure.
@@ -463,6 +480,10 @@ def plot_tradeoff(
         ax.axhline(acc, color="grey", ls=":", lw=1.0)
         ax.axvline(cost, color="grey", ls=":", lw=1.0)
         ax.plot([cost], [acc], ls="none", marker="*", ms=16, color="black", label=baseline_label, zorder=5)
+    for k, (label, (cost, acc)) in enumerate((extra_points or {}).items()):
+        colour = EXTRA_POINT_COLOURS[k % len(EXTRA_POINT_COLOURS)]
+        ax.plot([cost], [acc], ls="none", marker="P", ms=13, color=colour, markeredgecolor="black",
+                label=f"{label}: {acc:.1%} at {cost:.2f}×", zorder=7)
     for label, (cost, acc) in (operating_points or {}).items():
         colour = colours.get(label, "tab:red")
         ax.plot([cost], [acc], ls="none", marker="D", ms=8, color=colour, markeredgecolor="black", zorder=6)
@@ -539,5 +560,307 @@ def plot_confusion_matrix(
     ax.set_title("confusion matrix")
     ax.tick_params(axis="y", rotation=0)
     ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- policies, oracle and budget
+
+
+def plot_tradeoff_policies(
+    sweeps: Mapping[str, pd.DataFrame],
+    oracle: tuple[float, float] | None = None,
+    baseline: tuple[float, float] | None = None,
+    baseline_label: str = "plain VGG11",
+    operating_points: Mapping[str, tuple[float, float]] | None = None,
+    title: str = "exit policies against the oracle",
+) -> Figure:
+    """The cost/accuracy curves of several exit policies on one model, with the oracle's point.
+
+    Args:
+        sweeps: policy name -> its ``helpers.evaluation.sweep`` DataFrame (same model and split).
+        oracle: ``(cost, accuracy)`` of the oracle (``helpers.overthinking.oracle``).
+        baseline: ``(cost, accuracy)`` of the plain network.
+        baseline_label: legend label of the baseline.
+        operating_points: label -> ``(cost, accuracy)`` of chosen thresholds.
+        title: the axes title.
+
+    Returns:
+        The figure of ``plot_tradeoff`` (one curve per policy, the oracle as a "P").
+    """
+    extra = {"oracle": oracle} if oracle is not None else None
+    fig = plot_tradeoff(sweeps, baseline, baseline_label, operating_points, extra_points=extra)
+    fig.axes[0].set_title(title)
+    return fig
+
+
+def plot_calibration_tradeoff(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    baseline: tuple[float, float] | None = None,
+    baseline_label: str = "plain VGG11",
+    labels: tuple[str, str] = ("uncalibrated", "temperature-scaled"),
+) -> Figure:
+    """Cost/accuracy curve of one policy before and after per-exit temperature scaling.
+
+    Args:
+        before: ``sweep`` on the raw logits.
+        after: ``sweep`` on ``helpers.calibration.apply_temperatures`` logits.
+        baseline: ``(cost, accuracy)`` of the plain network.
+        baseline_label: legend label of the baseline.
+        labels: legend labels of the two curves.
+
+    Returns:
+        The figure (two curves, the calibrated one dashed).
+    """
+    fig = plot_tradeoff({labels[0]: before, labels[1]: after}, baseline, baseline_label)
+    ax = fig.axes[0]
+    next(ln for ln in ax.lines if ln.get_label() == labels[1]).set_linestyle("--")
+    ax.legend(frameon=False, fontsize=9, loc="lower right")
+    ax.set_title("accuracy against compute, before and after calibration")
+    return fig
+
+
+def plot_budget(table: pd.DataFrame, final_accuracy: float | None = None) -> Figure:
+    """Budget-targeted thresholds on test: accuracy (left) and actual cost (right) against the budget.
+
+    Args:
+        table: ``helpers.budget.budget_table`` (``budget``, ``test_accuracy``,
+            ``test_cost`` and optionally the ``per_exit_`` columns).
+        final_accuracy: the final classifier's test accuracy, drawn as a dotted line.
+
+    Returns:
+        The figure: single threshold solid, per-exit thresholds dashed; the right
+        panel has the line "cost = budget".
+    """
+    if table.empty:
+        raise ValueError("the budget table is empty: no budget was reachable")
+    table = table.sort_values("budget")
+    fig, (ax_acc, ax_cost) = plt.subplots(1, 2, figsize=(10.0, 3.8))
+    b = table["budget"].to_numpy()
+    ax_acc.plot(b, table["test_accuracy"], marker="o", lw=1.8, color="tab:blue", label="one threshold")
+    ax_cost.plot(b, table["test_cost"], marker="o", lw=1.8, color="tab:blue", label="one threshold")
+    if "per_exit_test_accuracy" in table.columns:
+        ax_acc.plot(b, table["per_exit_test_accuracy"], marker="s", lw=1.8, ls="--", color="tab:orange",
+                    label="one threshold per exit")
+        ax_cost.plot(b, table["per_exit_test_cost"], marker="s", lw=1.8, ls="--", color="tab:orange",
+                     label="one threshold per exit")
+    if final_accuracy is not None:
+        ax_acc.axhline(final_accuracy, color="grey", ls=":", lw=1.2, label="final classifier alone")
+    ax_cost.plot(b, b, color="grey", ls=":", lw=1.2, label="cost = budget")
+    ax_acc.set_ylabel("test accuracy")
+    _percent_axis(ax_acc)
+    ax_cost.set_ylabel("test relative cost")
+    for ax in (ax_acc, ax_cost):
+        ax.set_xlabel("budget (mean relative cost, chosen on validation)")
+        ax.legend(frameon=False, fontsize=9)
+        _style(ax, "both")
+    ax_acc.set_title("accuracy at a compute budget")
+    ax_cost.set_title("cost actually spent on test")
+    fig.tight_layout()
+    return fig
+
+
+def plot_overthinking(summaries: Mapping[str, Mapping[str, float]]) -> Figure:
+    """Grouped bars: overthinking, wasteful, destructive and final-error fractions of several models.
+
+    Args:
+        summaries: model name -> ``helpers.overthinking.overthinking`` dict.
+
+    Returns:
+        The figure (one group per statistic, one bar per model, labelled in %).
+    """
+    if not summaries:
+        raise ValueError("no overthinking summaries to plot")
+    stats = {"overthinking": "some earlier exit right", "wasteful": "…and the final right",
+             "destructive": "…but the final wrong", "final_error": "final wrong"}
+    table = pd.DataFrame({m: {label: float(s[key]) for key, label in stats.items()} for m, s in summaries.items()},
+                         index=list(stats.values()), columns=list(summaries))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(stats) * max(len(summaries), 1) + 1.5), 3.8))
+    _grouped_bars(ax, table, _model_colours(list(summaries)), lambda v: f"{v:.1%}")
+    _percent_axis(ax)
+    ax.set_ylabel("fraction of samples")
+    ax.set_title("overthinking: right earlier than the final classifier")
+    ax.legend(frameon=False, fontsize=9)
+    ax.margins(y=0.12)
+    return fig
+
+
+def plot_overthinking_examples(
+    images: np.ndarray,
+    exit_predictions: np.ndarray,
+    labels: np.ndarray,
+    indices: Sequence[int],
+    class_names: Sequence[str],
+    exit_names: Sequence[str],
+    max_images: int = 8,
+    seed: int = 0,
+) -> Figure:
+    """Destructive overthinking: images an earlier exit got right and the final classifier got wrong.
+
+    Args:
+        images: uint8 ``(N, H, W, 3)``.
+        exit_predictions: ``(N, E)`` predicted class at every exit (``logits.argmax(-1)``).
+        labels: ``(N,)`` true classes.
+        indices: the samples to choose from (``overthinking(...)["destructive_indices"]``).
+        class_names: class names in label order.
+        exit_names: the exits, final last.
+        max_images: at most this many images (a seeded random choice).
+        seed: seed of the choice.
+
+    Returns:
+        The figure: each image titled with its first correct exit and prediction
+        (green) and the final prediction (red); "(none)" when there is no example.
+    """
+    exit_predictions, labels = np.asarray(exit_predictions), np.asarray(labels)
+    chosen = _pick(np.asarray(indices, dtype=int), max_images, np.random.default_rng(seed))
+    ncols = max(1, min(len(chosen), 4))
+    nrows = max(1, math.ceil(len(chosen) / ncols))
+    fig, axes = _image_grid(nrows, ncols, cell=2.0)
+    flat = list(axes.ravel())
+    if not len(chosen):
+        flat[0].text(0.5, 0.5, "(none)", ha="center", va="center", color="grey", transform=flat[0].transAxes)
+    for ax, i in zip(flat, chosen, strict=False):
+        right = np.flatnonzero(exit_predictions[i, :-1] == labels[i])
+        if not len(right) or exit_predictions[i, -1] == labels[i]:
+            raise ValueError(f"sample {i} is not destructively overthought (no earlier exit right, or final right)")
+        first = int(right[0])
+        ax.imshow(images[i])
+        ax.set_title(f"{exit_names[first]}: {class_names[labels[i]]}", fontsize=9, color=RIGHT_COLOUR)
+        ax.set_xlabel(f"{exit_names[-1]}: {class_names[exit_predictions[i, -1]]}", fontsize=9, color=WRONG_COLOUR)
+    fig.suptitle("destructive overthinking: right early (top), wrong at the end (bottom)")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def plot_reliability(
+    reliability: Sequence[Mapping],
+    exit_names: Sequence[str],
+    calibrated: Sequence[Mapping] | None = None,
+) -> Figure:
+    """Reliability diagrams, one panel per exit, with the ECE in each title.
+
+    Args:
+        reliability: per exit, ``helpers.calibration.reliability_bins`` of the raw
+            probabilities (``edges``, ``accuracy``, ``confidence``, ``counts``, ``ece``).
+        exit_names: the exits, in order.
+        calibrated: the same after temperature scaling (drawn as a line with dots).
+
+    Returns:
+        The figure: bars = accuracy per confidence bin (empty bins have none), the
+        diagonal = perfect calibration.
+    """
+    if len(reliability) != len(exit_names):
+        raise ValueError(f"{len(reliability)} reliability results for {len(exit_names)} exits")
+    if calibrated is not None and len(calibrated) != len(exit_names):
+        raise ValueError(f"{len(calibrated)} calibrated results for {len(exit_names)} exits")
+    colours = exit_palette(len(exit_names))
+    fig, axes = _subplot_grid(len(exit_names), 3, (3.4, 3.4), sharey=True)
+    for j, (ax, name, rel) in enumerate(zip(axes, exit_names, reliability, strict=True)):
+        edges = np.asarray(rel["edges"])
+        acc = np.asarray(rel["accuracy"], dtype=float)
+        filled = ~np.isnan(acc)
+        ax.bar(edges[:-1][filled], acc[filled], width=np.diff(edges)[filled], align="edge",
+               color=colours[j], alpha=0.75, edgecolor="white", label="accuracy per bin")
+        ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1.2, label="perfect calibration")
+        title = f"{name}\nECE {rel['ece']:.1%}"
+        if calibrated is not None:
+            cal = calibrated[j]
+            cal_acc = np.asarray(cal["accuracy"], dtype=float)
+            cal_conf = np.asarray(cal["confidence"], dtype=float)
+            ok = ~np.isnan(cal_acc)
+            ax.plot(cal_conf[ok], cal_acc[ok], color="tab:red", marker="o", ms=3.5, lw=1.2,
+                    label="after temperature scaling")
+            title += f" → {cal['ece']:.1%} after scaling"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (max probability)")
+        _style(ax, "both")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(frameon=False, fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- threshold explorer
+
+
+def plot_threshold_state(
+    result: Mapping,
+    exit_names: Sequence[str],
+    final_accuracy: float,
+    images: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    per_exit: int = 3,
+    seed: int = 0,
+    threshold_name: str = "τ",
+) -> Figure:
+    """One state of the threshold explorer: exit histogram and figures (left), example images per exit (right).
+
+    Args:
+        result: ``helpers.evaluation.evaluate_threshold`` output (``threshold``,
+            ``accuracy``, ``relative_cost``, ``exit_fractions``, ``exit_index``,
+            ``predictions``; ``policy`` if present).
+        exit_names: the exits, in order.
+        final_accuracy: the final classifier's accuracy on the same split.
+        images: uint8 ``(N, H, W, 3)`` of that split, or None for the histogram only.
+        labels: ``(N,)`` true classes (needed with ``images``).
+        class_names: class names in label order (needed with ``images``).
+        per_exit: example images per exit.
+        seed: seed of the choice of examples.
+        threshold_name: symbol of the threshold (``"p"`` for patience).
+
+    Returns:
+        The figure; its first axes is the histogram, then ``len(exit_names) *
+        per_exit`` image axes row by row (when ``images`` is given).
+    """
+    fractions = np.asarray(result["exit_fractions"], dtype=float)
+    if fractions.shape != (len(exit_names),):
+        raise ValueError(f"{fractions.size} exit fractions for {len(exit_names)} exits")
+    e = len(exit_names)
+    with_images = images is not None
+    if with_images and (labels is None or class_names is None):
+        raise ValueError("images need labels and class_names")
+    fig = plt.figure(figsize=(4.2 + (1.3 * per_exit if with_images else 0), max(3.6, 1.25 * e if with_images else 0)))
+    grid = fig.add_gridspec(e, 1 + (per_exit if with_images else 0),
+                            width_ratios=[3.2] + [1.0] * (per_exit if with_images else 0))
+    ax = fig.add_subplot(grid[:, 0])
+    bars = ax.bar(range(e), fractions, color=exit_palette(e))
+    ax.bar_label(bars, labels=[f"{f:.0%}" for f in fractions], fontsize=8, padding=2)
+    ax.set_xticks(range(e), list(exit_names), rotation=30, ha="right")
+    ax.set_ylim(0, 1.12)
+    _percent_axis(ax)
+    _style(ax)
+    ax.set_ylabel("samples leaving here")
+    policy = f"{result['policy']}: " if "policy" in result else ""
+    ax.set_title(
+        f"{policy}{threshold_name} = {_format_threshold(result['threshold'])}\n"
+        f"accuracy {result['accuracy']:.1%} (final alone {final_accuracy:.1%})\n"
+        f"relative cost {result['relative_cost']:.2f}× plain",
+        fontsize=9,
+    )
+    if with_images:
+        exit_index = np.asarray(result["exit_index"])
+        predictions = np.asarray(result["predictions"])
+        labels = np.asarray(labels)
+        rng = np.random.default_rng(seed)
+        for j in range(e):
+            chosen = _pick(np.flatnonzero(exit_index == j), per_exit, rng)
+            for k in range(per_exit):
+                cell = fig.add_subplot(grid[j, 1 + k])
+                _bare(cell)
+                if k == 0:
+                    cell.set_ylabel(exit_names[j], rotation=0, ha="right", va="center", fontsize=8)
+                if k < len(chosen):
+                    i = chosen[k]
+                    cell.imshow(images[i])
+                    right = predictions[i] == labels[i]
+                    cell.set_title(class_names[predictions[i]], fontsize=7,
+                                   color=RIGHT_COLOUR if right else WRONG_COLOUR)
     fig.tight_layout()
     return fig

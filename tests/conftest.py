@@ -78,3 +78,22 @@ def spread_model():
         return _spread_exits(model, scales)
 
     return make
+
+
+def _patience_reference(logits: np.ndarray, p: int) -> np.ndarray:
+    """Plain-NumPy patience: first exit e where the argmax of exits e-p+1..e agree (final otherwise)."""
+    labels = logits.argmax(-1)
+    n, e = labels.shape
+    out = np.full(n, e - 1)
+    for i in range(n):
+        for j in range(p - 1, e):
+            if len(set(labels[i, j - p + 1:j + 1])) == 1:
+                out[i] = j
+                break
+    return out
+
+
+@pytest.fixture(scope="session")
+def patience_reference():
+    """The patience rule written as plainly as possible: ``(logits (N, E, K), p) -> 0-based exits``."""
+    return _patience_reference

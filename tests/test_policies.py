@@ -159,5 +159,5 @@ def test_first_exit():
 
 def test_get_policy():
     assert policies.get_policy("entropy") is policies.entropy_exit
-    with pytest.raises(ValueError, match=r"unknown exit policy 'margin'; choose one of \['entropy'\]"):
+    with pytest.raises(ValueError, match=r"unknown exit policy 'margin'; choose one of \['entropy', 'max_prob', 'patience'\]"):
         policies.get_policy("margin")
