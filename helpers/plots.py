@@ -135,17 +135,17 @@ def _pick(indices: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------- saving
 
 
-def save_fig(fig: Figure, name: str, folder: str | Path | None = None, dpi: int = 120) -> Path:
+def save_fig(fig: Figure, name: str, folder: str | Path | None = None, dpi: int = 120) -> None:
     """Write ``fig`` to ``<folder>/<name>.png``.
+
+    Returns nothing, so that a notebook cell ending in ``save_fig(...)`` shows the
+    figure and not a machine-specific path.
 
     Args:
         fig: the figure.
         name: file name without extension and without a folder (``"tradeoff"``).
         folder: where to write; default ``helpers.paths.figures_dir()``. Created if missing.
         dpi: resolution.
-
-    Returns:
-        The path of the written file.
     """
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"figure name must be a plain file name without folders, got {name!r}; "
@@ -156,7 +156,6 @@ def save_fig(fig: Figure, name: str, folder: str | Path | None = None, dpi: int 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
 
 
 # --------------------------------------------------------------------------- data
