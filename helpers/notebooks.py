@@ -5,7 +5,7 @@
 
 Each notebook is executed in place (outputs kept, as students read them on
 GitHub), its per-cell execution timestamps are turned into a wall time, then
-stripped. The timings table in README.md (between the ``timings`` markers) is
+stripped, and so are TensorFlow's C++ log lines on stderr. The timings table in README.md (between the ``timings`` markers) is
 rewritten from those measurements (``helpers.report``).
 """
 
@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,32 @@ def strip_execution_metadata(nb) -> None:
         cell.get("metadata", {}).pop("execution", None)
 
 
+TF_LOG_LINE = re.compile(
+    r"^([IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\]|WARNING: All log messages before absl::InitializeLog"
+    r"|To enable the following instructions: .* rebuild TensorFlow)"
+)
+
+
+def strip_tf_logs(nb) -> int:
+    """Remove stderr outputs made only of TensorFlow's C++ log lines; return how many.
+
+    They name the machine (no CUDA driver, oneDNN, timestamps) and teach nothing;
+    nbval would also compare them where a cell's output is checked.
+    """
+    removed = 0
+    for cell in nb.cells:
+        outputs = cell.get("outputs", [])
+        keep = [
+            o for o in outputs
+            if not (o.get("name") == "stderr"
+                    and all(TF_LOG_LINE.match(line) for line in o.get("text", "").splitlines() if line.strip()))
+        ]
+        removed += len(outputs) - len(keep)
+        if outputs:
+            cell["outputs"] = keep
+    return removed
+
+
 def execute(path: Path) -> float:
     """Execute one notebook in place; return its wall time in seconds."""
     import nbformat
@@ -60,6 +87,7 @@ def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     # nobody watches a headless run: the threshold explorer draws its static figure
     os.environ.setdefault("EARLY_EXIT_STATIC", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     client = NotebookClient(
         nb, timeout=None, kernel_name="python3", record_timing=True,
         resources={"metadata": {"path": str(path.parent)}},
@@ -70,6 +98,7 @@ def execute(path: Path) -> float:
     finally:
         seconds = notebook_seconds(nb) or (time.perf_counter() - start)
         strip_execution_metadata(nb)
+        strip_tf_logs(nb)
         nbformat.write(nb, path)
     return seconds
 

@@ -87,3 +87,22 @@ def test_markdown_table():
         "| a | 0.91 | 3 |",
         "| b | 0.50 | 4 |",
     ]
+
+
+def test_strip_tf_logs_keeps_everything_else():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=(
+            "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1795330049.768497   22609 port.cc:153] oneDNN custom operations are on.\n"
+            "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with flags.\n")),
+        nbformat.v4.new_output("stream", name="stderr",
+                               text="E0000 00:00:1795330051.850820   22609 cuda_platform.cc:52] failed call to cuInit\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="UserWarning: something the lesson shows\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="I0000 looks like a log but is stdout\n"),
+    ]
+    nb.cells.append(cell)
+    assert notebooks.strip_tf_logs(nb) == 2
+    assert [o["text"] for o in nb.cells[0].outputs] == [
+        "UserWarning: something the lesson shows\n", "I0000 looks like a log but is stdout\n"]
