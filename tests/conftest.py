@@ -97,3 +97,26 @@ def _patience_reference(logits: np.ndarray, p: int) -> np.ndarray:
 def patience_reference():
     """The patience rule written as plainly as possible: ``(logits (N, E, K), p) -> 0-based exits``."""
     return _patience_reference
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every matplotlib figure a test opened (the backend is Agg, set by the root conftest)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def mixed_images():
+    """Factory of test images that send a spread model's samples to many exits:
+    ``per_class`` synthetic colour-class images of 3 classes, then ``noise`` images of uniform noise."""
+
+    def make(per_class: int, noise: int) -> np.ndarray:
+        synthetic = data.synthetic_images(per_class, 3, 32, seed=0).images
+        random = np.random.default_rng(1).integers(0, 256, size=(noise, 32, 32, 3), dtype=np.uint8)
+        return np.concatenate([synthetic, random])
+
+    return make
+

@@ -17,7 +17,8 @@ import pytest
 import tensorflow as tf
 from numpy.testing import assert_allclose, assert_array_equal
 
-from helpers import data, models
+from helpers import models
+from helpers.calibration import softmax
 from helpers.evaluation import evaluate_threshold
 from helpers.inference import EarlyExitEngine, build_stages, compute_dtypes, with_precision
 from helpers.policies import first_exit, leave_mask
@@ -30,22 +31,15 @@ def all_logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(o) for o in model(images, training=False)], axis=1)
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 @pytest.fixture(scope="module")
 def model(spread_model) -> keras.Model:
     return spread_model(num_classes=3)
 
 
 @pytest.fixture(scope="module")
-def images() -> np.ndarray:
+def images(mixed_images) -> np.ndarray:
     """124 images: 60 synthetic colour-class images and 64 of uniform noise."""
-    synthetic = data.synthetic_images(20, 3, 32, seed=0).images
-    noise = np.random.default_rng(1).integers(0, 256, size=(64, 32, 32, 3), dtype=np.uint8)
-    return np.concatenate([synthetic, noise])
+    return mixed_images(20, 64)
 
 
 @pytest.fixture(scope="module")

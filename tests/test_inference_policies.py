@@ -13,14 +13,9 @@ import pytest
 import tensorflow as tf
 from numpy.testing import assert_allclose, assert_array_equal
 
-from helpers import data
+from helpers.calibration import softmax
 from helpers.inference import EarlyExitEngine
 from helpers.policies import first_exit, leave_mask
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +24,8 @@ def model(spread_model) -> keras.Model:
 
 
 @pytest.fixture(scope="module")
-def images() -> np.ndarray:
-    synthetic = data.synthetic_images(12, 3, 32, seed=0).images
-    noise = np.random.default_rng(1).integers(0, 256, size=(40, 32, 32, 3), dtype=np.uint8)
-    return np.concatenate([synthetic, noise])
+def images(mixed_images) -> np.ndarray:
+    return mixed_images(12, 40)
 
 
 @pytest.fixture(scope="module")

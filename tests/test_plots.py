@@ -1,25 +1,15 @@
 """Tests of helpers.plots: each plot is checked through the data on its returned Figure."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import same_color
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.colors import same_color  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from helpers import paths, plots  # noqa: E402
+from helpers import paths, plots
 
 EXITS = ["exit_1", "exit_2", "final"]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _heights(ax) -> list[float]:

@@ -1,24 +1,13 @@
 """Tests of the plots of issue #6 (policies, oracle, budget, overthinking, calibration, explorer), through their data."""
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import same_color
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.colors import same_color  # noqa: E402
-
-from helpers import calibration, plots  # noqa: E402
+from helpers import calibration, plots
 
 EXITS = ["exit_1", "exit_2", "final"]
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 def _sweep(thresholds, accuracy, cost) -> pd.DataFrame:
