@@ -7,26 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hand_made import COSTS, H_MID, LABELS, LOGITS, THREE_QUARTERS_0
 
 from helpers import budget
 from helpers.policies import entropy_from_logits
-
-# The hand-made example of test_evaluation.py (N = 4, E = 3, K = 2). Its entropy sweep at
-# tau = 0, 0.5, 0.9, 1 has accuracy 0.5, 0.5, 1.0, 0.5 and cost 1.1, 0.775, 0.575, 0.3.
-SURE_0, SURE_1, UNIFORM = [20.0, 0.0], [0.0, 20.0], [0.0, 0.0]
-THREE_QUARTERS_1, THREE_QUARTERS_0 = [0.0, math.log(3)], [math.log(3), 0.0]  # entropy 0.811
-H_MID = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25)) / math.log(2)
-LOGITS = np.array(
-    [
-        [SURE_0, SURE_1, SURE_1],
-        [UNIFORM, THREE_QUARTERS_1, SURE_0],
-        [UNIFORM, UNIFORM, SURE_1],
-        [THREE_QUARTERS_0, SURE_1, SURE_0],
-    ],
-    dtype=np.float32,
-)
-LABELS = np.array([0, 1, 1, 0])
-COSTS = np.array([0.3, 0.6, 1.1])
 
 
 def test_choose_for_budget_on_a_synthetic_sweep():

@@ -1,38 +1,15 @@
 """Tests of helpers.explorer: the figures are pure functions; the widget falls back to a figure headlessly."""
 
-import matplotlib
 
-matplotlib.use("Agg")
+import numpy as np
+import pytest
+from hand_made import LABELS, LOGITS
+from matplotlib.figure import Figure
 
-import math  # noqa: E402
+from helpers import explorer
+from helpers.evaluation import Analysis
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from helpers import explorer  # noqa: E402
-from helpers.evaluation import Analysis  # noqa: E402
-
-SURE_0, SURE_1, UNIFORM = [20.0, 0.0], [0.0, 20.0], [0.0, 0.0]
-THREE_QUARTERS_1, THREE_QUARTERS_0 = [0.0, math.log(3)], [math.log(3), 0.0]
-LOGITS = np.array(
-    [
-        [SURE_0, SURE_1, SURE_1],
-        [UNIFORM, THREE_QUARTERS_1, SURE_0],
-        [UNIFORM, UNIFORM, SURE_1],
-        [THREE_QUARTERS_0, SURE_1, SURE_0],
-    ],
-    dtype=np.float32,
-)
-LABELS = np.array([0, 1, 1, 0])
 IMAGES = np.repeat(np.arange(4, dtype=np.uint8), 2 * 2 * 3).reshape(-1, 2, 2, 3)
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture
