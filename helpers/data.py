@@ -18,6 +18,14 @@ import numpy as np
 DATA_DIR_ENV = "EARLY_EXIT_DATA_DIR"
 """Environment variable naming a local ``flower_photos``-style folder."""
 
+CIFAR10_ENV = "EARLY_EXIT_CIFAR10_NPZ"
+"""Environment variable naming a local CIFAR-10 ``.npz`` (layout of ``keras.datasets.cifar10``)."""
+
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+]
+"""CIFAR-10's class names in label order."""
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DEFAULT_SPLIT = (0.70, 0.15, 0.15)
 PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -307,6 +315,48 @@ def load_npz(
     )
     return train, test
 
+
+def load_tfds_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[ImageSet, ImageSet]:
+    """Download (once) CIFAR-10 with tensorflow-datasets: ``(train, test)``, 50 000 and 10 000 images.
+
+    Raises:
+        DataError: the download failed; the message says how to use a local ``.npz`` instead.
+    """
+    import tensorflow_datasets as tfds
+
+    data_dir = Path(data_dir) if data_dir else PROJECT_DATA_DIR / "tfds"
+    try:
+        parts = tfds.as_numpy(tfds.load(
+            "cifar10", split=["train", "test"], data_dir=str(data_dir), batch_size=-1, as_supervised=True,
+        ))
+    except Exception as err:  # tfds raises many kinds of network and checksum errors
+        raise DataError(
+            f"could not load cifar10 with tensorflow-datasets ({type(err).__name__}: {err}). "
+            f"Without network access, save keras.datasets.cifar10.load_data() elsewhere as an .npz "
+            f"(x_train, y_train, x_test, y_test) and set {CIFAR10_ENV}=/path/to/cifar10.npz."
+        ) from err
+    return tuple(  # type: ignore[return-value]
+        ImageSet(x.astype(np.uint8), y.astype(np.int32), list(CIFAR10_CLASSES),
+                 [f"{split}/{i:05d}" for i in range(len(y))])
+        for (x, y), split in zip(parts, ("train", "test"), strict=True)
+    )
+
+
+def load_cifar10(source: str | os.PathLike | None = None) -> tuple[ImageSet, ImageSet]:
+    """CIFAR-10 as ``(train, test)`` image sets, from a local ``.npz`` or through tensorflow-datasets.
+
+    Args:
+        source: an ``.npz`` in the layout of ``keras.datasets.cifar10.load_data()``, or
+            ``"tfds"``. ``None`` reads the ``EARLY_EXIT_CIFAR10_NPZ`` environment variable
+            and falls back to tfds.
+    """
+    if source is None:
+        source = os.environ.get(CIFAR10_ENV) or "tfds"
+    if str(source) == "tfds":
+        return load_tfds_cifar10()
+    return load_npz(source, CIFAR10_CLASSES)
+
+
 # --------------------------------------------------------------------------- splits
 
 
@@ -451,32 +501,61 @@ def augmenter(seed: int = 0):
     )
 
 
+def crop_flip(images, padding: int = 4, seed: int = 0):
+    """The standard CIFAR augmentation on a uint8 batch ``(B, H, W, 3)``: zero-pad by
+    ``padding`` pixels, crop a random ``H x W`` window per image, flip half of them.
+
+    Each image gets its own offset (a batch-wide crop would shift every image alike).
+    """
+    import tensorflow as tf
+
+    batch, h, w = tf.shape(images)[0], images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+    dy = tf.random.uniform([batch, 1], 0, 2 * padding + 1, dtype=tf.int32, seed=seed)
+    dx = tf.random.uniform([batch, 1], 0, 2 * padding + 1, dtype=tf.int32, seed=seed + 1)
+    rows = dy + tf.range(h)[None, :]  # (B, H): the rows each image keeps
+    cols = dx + tf.range(w)[None, :]  # (B, W)
+    out = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    flip = tf.random.uniform([batch], seed=seed + 2) < 0.5
+    return tf.where(flip[:, None, None, None], tf.reverse(out, axis=[2]), out)
+
+
+AUGMENTATIONS = ("flowers", "crop_flip", None)
+
+
 def make_dataset(
     data: ImageSet,
     batch_size: int = 64,
     training: bool = False,
     output_names: Sequence[str] | None = None,
     seed: int = 0,
+    augmentation: str | None = "flowers",
 ):
     """A batched ``tf.data.Dataset`` of ``(uint8 images, labels)``.
 
     Args:
         data: the images.
         batch_size: batch size.
-        training: shuffle every epoch (seeded) and apply ``augmenter``.
+        training: shuffle every epoch (seeded) and augment.
         output_names: for a model with several outputs, the labels become a dict
             ``{name: labels}`` with one entry per output, as ``model.fit`` expects.
         seed: seed of the shuffle and the augmentation.
+        augmentation: with ``training``: ``"flowers"`` (``augmenter``: flip, zoom,
+            shift, contrast), ``"crop_flip"`` (``crop_flip``, for CIFAR-10) or ``None``.
     """
     import tensorflow as tf
 
     if len(data) == 0:
         raise DataError("cannot make a dataset from zero images")
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {augmentation!r}; choose one of {AUGMENTATIONS}")
     ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
     if training:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    if training:
+    if training and augmentation == "crop_flip":
+        ds = ds.map(lambda x, y: (crop_flip(x, seed=seed), y))  # sequential: see below
+    elif training and augmentation == "flowers":
         aug = augmenter(seed)
 
         def _augment(x, y):

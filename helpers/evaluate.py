@@ -1,11 +1,15 @@
-"""Evaluate a trained early-exit model on any folder of images.
+"""Evaluate a trained early-exit model on any folder of images, or on the test arrays of an ``.npz``.
 
     python -m helpers.evaluate MODEL --data-dir DIR [--threshold T | --budget B] [--policy P] [--json]
+    python -m helpers.evaluate MODEL --data-npz FILE [...]
     python -m helpers.evaluate --list
 
 MODEL is a model file, a run folder or the name of a reference model. DIR holds
 ``<class>/<image>`` folders named after (some of) the model's classes; every image
-in it is evaluated (no split). The output: the number of images, each exit's
+in it is evaluated (no split). FILE is an ``.npz`` in the layout of
+``keras.datasets.cifar10.load_data()``: its ``x_test, y_test`` are evaluated, the
+labels being indices into the model's classes (CIFAR-10 order for the CIFAR-10
+models). The output: the number of images, each exit's
 accuracy, and at threshold T the early-exit accuracy, the fraction of images leaving
 at each exit, the mean cost relative to the plain network (exit heads included) and
 the speed-up it predicts.
@@ -25,7 +29,8 @@ DIR can differ slightly from B. The validation images come from ``--val-dir VDIR
 (a ``<class>/<image>`` folder) if given; otherwise the split the model was trained
 on is rebuilt from its run configuration (``helpers.train.prepare_splits`` with the
 experiment, split seed and quick flag of its ``config.json``, reading the data from
-``--source``, default ``$EARLY_EXIT_DATA_DIR`` or tfds) and accepted only if its
+``--source``, default ``$EARLY_EXIT_DATA_DIR``, ``$EARLY_EXIT_CIFAR10_NPZ`` for
+CIFAR-10 models, or tfds) and accepted only if its
 ``split_fingerprint`` matches the one recorded at training time.
 
 JSON keys: ``model``, ``images``, ``exit_names``, ``exit_accuracy`` (list, final
@@ -86,6 +91,13 @@ def _folder_logits(model, folder: str, class_names: list[str], batch_size: int, 
     return collect_logits(model, data_lib.make_dataset(images, batch_size))
 
 
+def _npz_logits(model, path: str, class_names: list[str], batch_size: int):
+    """Logits ``(N, E, K)`` and labels of the test arrays ``x_test, y_test`` of an ``.npz``."""
+    _, test = data_lib.load_npz(path, class_names)  # checks arrays, dtypes and the label range
+    test = data_lib.resize_images(test, int(model.inputs[0].shape[1]))
+    return collect_logits(model, data_lib.make_dataset(test, batch_size))
+
+
 def validation_logits(
     loaded: registry.LoadedModel, val_dir: str | None = None, source: str | None = None,
     batch_size: int = 64, progress: bool = True,
@@ -123,12 +135,13 @@ def validation_logits(
     return logits, labels, f"rebuilt split {meta['split_fingerprint']}"
 
 
-def evaluate_folder(
-    spec: str, data_dir: str, threshold: float | None = None, policy: str = "entropy",
+def evaluate_model(
+    spec: str, data_dir: str | None = None, threshold: float | None = None, policy: str = "entropy",
     batch_size: int = 64, progress: bool = True, budget: float | None = None,
-    val_dir: str | None = None, source: str | None = None,
+    val_dir: str | None = None, source: str | None = None, data_npz: str | None = None,
 ) -> dict:
-    """Evaluate the model ``spec`` on every image under ``data_dir`` (see module docstring).
+    """Evaluate the model ``spec`` on every image under ``data_dir``, or on the test arrays of
+    ``data_npz`` (see module docstring).
 
     Args:
         spec: model file, run folder or reference model name.
@@ -140,12 +153,15 @@ def evaluate_folder(
         budget: target mean relative cost; the threshold is then chosen on validation
             (exclusive with ``threshold``).
         val_dir: validation images for ``budget`` (default: rebuild the training split).
-        source: data source for rebuilding the split (see ``helpers.data.load_flowers``).
+        source: data source for rebuilding the split (see ``helpers.train.prepare_splits``).
+        data_npz: instead of ``data_dir``, an ``.npz`` whose ``x_test, y_test`` are evaluated.
 
     Returns:
         The dict described in the module docstring.
     """
     policy_spec = resolve_policy(policy)
+    if (data_dir is None) == (data_npz is None):
+        raise ValueError("give the images to evaluate as a folder (--data-dir) or an .npz (--data-npz), one of them")
     if budget is not None and threshold is not None:
         raise ValueError("give either a threshold or a budget, not both")
     loaded = registry.load(spec)
@@ -164,7 +180,10 @@ def evaluate_folder(
     elif threshold is None:
         threshold = default_threshold(loaded.meta, policy_spec.name)
     threshold = policy_spec.check(threshold)
-    logits, labels = _folder_logits(model, data_dir, loaded.class_names, batch_size, progress)
+    if data_npz is not None:
+        logits, labels = _npz_logits(model, data_npz, loaded.class_names, batch_size)
+    else:
+        logits, labels = _folder_logits(model, data_dir, loaded.class_names, batch_size, progress)
     at = evaluate_threshold(logits, labels, costs, threshold, policy_spec)
     accuracy = exit_accuracies(logits, labels)
     result = {
@@ -187,7 +206,7 @@ def evaluate_folder(
 
 
 def format_report(result: dict) -> str:
-    """The human-readable report of ``evaluate_folder``."""
+    """The human-readable report of ``evaluate_model``."""
     lines = [f"model {result['model']} on {result['images']} images", "", "exit      accuracy  leaves here"]
     for name, acc, frac in zip(result["exit_names"], result["exit_accuracy"], result["exit_fractions"], strict=True):
         lines.append(f"{name:9s} {acc:8.1%}  {frac:10.1%}")
@@ -222,7 +241,9 @@ def list_models() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", help="model file, run folder or reference model name")
-    parser.add_argument("--data-dir", help="folder of <class>/<image> files to evaluate")
+    images = parser.add_mutually_exclusive_group()
+    images.add_argument("--data-dir", help="folder of <class>/<image> files to evaluate")
+    images.add_argument("--data-npz", help="an .npz (CIFAR-10 layout) whose x_test, y_test are evaluated")
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--threshold", type=float,
                         help="exit threshold (default: the model's tau* for entropy; patience: p, an integer)")
@@ -231,20 +252,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", default="entropy", choices=sorted(POLICIES))
     parser.add_argument("--val-dir", help="validation images for --budget (default: rebuild the training split)")
     parser.add_argument("--source", help="data to rebuild the training split from for --budget "
-                        "(a flower_photos folder or 'tfds'; default $EARLY_EXIT_DATA_DIR or tfds)")
+                        "(a flower_photos folder, a CIFAR-10 .npz or 'tfds'; default $EARLY_EXIT_DATA_DIR, "
+                        "$EARLY_EXIT_CIFAR10_NPZ for CIFAR-10 models, or tfds)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--list", action="store_true", help="list the reference models and exit")
     args = parser.parse_args(argv)
     if args.list:
         print("\n".join(list_models()) or "no reference models shipped")
         return 0
-    if not args.model or not args.data_dir:
-        parser.error("MODEL and --data-dir are required (or --list)")
+    if not args.model or not (args.data_dir or args.data_npz):
+        parser.error("MODEL and --data-dir or --data-npz are required (or --list)")
     if args.budget is None and (args.val_dir or args.source):
         parser.error("--val-dir and --source are only used with --budget")
     try:
-        result = evaluate_folder(args.model, args.data_dir, args.threshold, args.policy, progress=not args.json,
-                                 budget=args.budget, val_dir=args.val_dir, source=args.source)
+        result = evaluate_model(args.model, args.data_dir, args.threshold, args.policy, progress=not args.json,
+                                budget=args.budget, val_dir=args.val_dir, source=args.source,
+                                data_npz=args.data_npz)
     except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """Named experiment configurations, shared by the notebooks and ``python -m helpers.train``.
 
 An experiment fixes the dataset, the architecture, the exit heads, the loss
-weights and the training budget. ``quick()`` shrinks the budget (a few images
+weights and the training budget: VGG11 on tf_flowers (lesson 1, notebooks 02-04)
+and ResNet18 on CIFAR-10 (lesson 2, notebook 05). ``quick()`` shrinks the budget (a few images
 per class, two epochs) so CI can run every notebook in minutes.
 """
 
@@ -20,16 +21,24 @@ class Experiment:
     Attributes:
         name: unique name, also the name of the reference model it produces.
         description: one line for listings.
-        dataset: ``"flowers"``.
-        head: exit head kind (``"conv"`` or ``"pool"``), or ``None`` for the plain network.
+        dataset: ``"flowers"`` or ``"cifar10"``.
+        arch: backbone, ``"vgg11"`` (``helpers.models``) or ``"resnet18"`` (``helpers.resnet``).
+        head: exit head kind: ``"conv"`` or ``"pool"`` for VGG11, ``"avg"`` or ``"spp"``
+            (the pooling) for ResNet18; ``None`` for the plain network.
+        exits_after: ResNet18 only: the stages followed by an early exit (VGG11 has one
+            after every block).
         loss_weights: lambda for every early exit, or one weight per exit (see
             ``helpers.losses.exit_loss_weights``).
         image_size: side of the square input images.
         width: filter multiplier of the backbone.
         epochs: training epochs.
         batch_size: global batch size (split across replicas under a strategy).
-        learning_rate: peak learning rate of the cosine schedule (AdamW).
-        weight_decay: AdamW weight decay.
+        learning_rate: peak learning rate of the cosine schedule.
+        weight_decay: weight decay of the optimizer.
+        optimizer: ``"adamw"`` or ``"sgd"`` (Nesterov momentum 0.9).
+        augmentation: training augmentation (see ``helpers.data.make_dataset``).
+        val_fraction: for a dataset with its own test set (CIFAR-10): the fraction of
+            the training images held out for validation.
         split_seed: seed of the train/validation/test split.
         quick_per_class: images per class kept in quick mode.
     """
@@ -37,7 +46,9 @@ class Experiment:
     name: str
     description: str
     dataset: str = "flowers"
+    arch: str = "vgg11"
     head: str | None = "conv"
+    exits_after: tuple[int, ...] = ()
     loss_weights: float | tuple[float, ...] = 1.0
     image_size: int = 96
     width: float = 0.5
@@ -45,6 +56,9 @@ class Experiment:
     batch_size: int = 64
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    augmentation: str = "flowers"
+    val_fraction: float = 0.15
     split_seed: int = 0
     quick_per_class: int = 24
 
@@ -58,16 +72,55 @@ class Experiment:
 
     def build_model(self, num_classes: int) -> keras.Model:
         """Build the (uncompiled) model of this experiment."""
+        name = self.name.replace("-", "_").replace(".", "_")
+        if self.arch == "resnet18":
+            from helpers.resnet import build_resnet18
+
+            exits = self.exits_after if self.head is not None else ()
+            return build_resnet18(num_classes, self.image_size, self.width, exits, self.head or "avg", name=name)
+        if self.arch != "vgg11":
+            raise ValueError(f"unknown architecture {self.arch!r} in experiment {self.name}; choose vgg11 or resnet18")
         from helpers.models import build_vgg11
 
-        return build_vgg11(
-            num_classes, self.image_size, self.width, head=self.head,
-            name=self.name.replace("-", "_").replace(".", "_"),
-        )
+        return build_vgg11(num_classes, self.image_size, self.width, head=self.head, name=name)
+
+    def make_optimizer(self, schedule) -> keras.optimizers.Optimizer:
+        """The experiment's optimizer with learning-rate ``schedule``."""
+        if self.optimizer == "sgd":
+            return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=self.weight_decay)
+        if self.optimizer == "adamw":
+            return keras.optimizers.AdamW(schedule, weight_decay=self.weight_decay)
+        raise ValueError(f"unknown optimizer {self.optimizer!r} in experiment {self.name}; choose adamw or sgd")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
+CIFAR10_EXITS = {2: (2,), 3: (2, 3)}
+"""Default exit placement of the CIFAR-10 ResNet18s: the stages followed by an early exit.
+
+Stage 2 ends at 52 % of the plain network's MACs, stage 3 at 76 % (stage 1 at 28 %;
+notebook 05 shows the table). A sample that leaves after stage 2 saves about half of
+the network; the exit after stage 3 catches the images that stage 2 is not yet sure
+of for another quarter. An exit after stage 1 would be the cheapest, but its
+features (a few 3x3 layers on 32x32 pixels) are too local to be trusted within a
+point of the final accuracy, so it would cost its head for almost no leavers.
+"""
+
+POOLINGS = ("avg", "spp")
+
+CIFAR10_RESNET18 = dict(
+    dataset="cifar10", arch="resnet18", image_size=32, width=0.5, epochs=8, batch_size=128,
+    learning_rate=0.1, weight_decay=5e-4, optimizer="sgd", augmentation="crop_flip",
+    val_fraction=0.1, quick_per_class=20,
+)
+"""What the five CIFAR-10 experiments share: the equal budget they are compared on.
+
+Width 0.5 (32-64-128-256 filters) and 8 epochs are what five runs cost in the CPU
+time we had (the README's CIFAR-10 section states the measured time of each run);
+SGD with Nesterov momentum, a cosine schedule and weight decay 5e-4 is the standard
+CIFAR recipe.
+"""
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
@@ -92,6 +145,22 @@ EXPERIMENTS: dict[str, Experiment] = {
             "plain VGG11, final classifier only (the baseline)",
             head=None, loss_weights=(),
         ),
+        *[
+            Experiment(
+                f"cifar10-resnet18-{n}exits-{pool}" if exits else "cifar10-resnet18-plain",
+                (f"ResNet18 + early exit{'s' if n > 2 else ''} after stage {' and '.join(map(str, exits))}, "
+                 f"{'average' if pool == 'avg' else 'spatial-pyramid'}-pooling heads, loss weights "
+                 f"{list(weights)}") if exits else "plain ResNet18, final classifier only (the baseline)",
+                **CIFAR10_RESNET18,
+                head=pool if exits else None, exits_after=exits, loss_weights=weights,
+            )
+            for n, exits, weights, pools in [
+                (1, (), (), ["avg"]),
+                (2, CIFAR10_EXITS[2], (0.3, 0.7), POOLINGS),
+                (3, CIFAR10_EXITS[3], (0.2, 0.3, 0.5), POOLINGS),
+            ]
+            for pool in pools
+        ],
     ]
 }
 

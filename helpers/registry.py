@@ -80,6 +80,8 @@ def load(spec: str | os.PathLike) -> LoadedModel:
     """
     import keras
 
+    import helpers.layers  # noqa: F401  (registers SpatialPyramidPooling)
+
     path = resolve(spec)
     try:
         model = keras.models.load_model(path, compile=False)
@@ -123,6 +125,8 @@ def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: st
     import shutil
 
     import keras
+
+    import helpers.layers  # noqa: F401  (registers SpatialPyramidPooling)
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())

@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+import helpers.layers  # noqa: F401  (registers SpatialPyramidPooling for load_model)
 from helpers import data as data_lib
 from helpers.experiments import EXPERIMENTS, Experiment, get_experiment
 from helpers.losses import compile_multi_exit
@@ -157,25 +158,36 @@ def prepare_splits(
 
     Args:
         exp: the experiment.
-        source: image folder or ``"tfds"`` (see ``helpers.data.load_flowers``).
+        source: flowers: image folder or ``"tfds"`` (see ``helpers.data.load_flowers``);
+            CIFAR-10: ``.npz`` file or ``"tfds"`` (see ``helpers.data.load_cifar10``).
         quick: keep only ``exp.quick_per_class`` images per class (of each part).
         progress: show a progress bar while decoding.
         npz: instead of ``source``, an ``.npz`` in the layout of
             ``keras.datasets.cifar10.load_data()``: its test arrays are the test split,
-            15 % of its training arrays (stratified) the validation split.
+            ``exp.val_fraction`` of its training arrays (stratified) the validation split.
     """
+    if exp.dataset == "cifar10":
+        if npz is not None and source is not None:
+            raise ValueError("give the CIFAR-10 data as npz or as source, not both")
+        train_set, test_set = data_lib.load_cifar10(npz if npz is not None else source)
+        return _split_with_test(exp, train_set, test_set, quick)
     if exp.dataset != "flowers":
         raise ValueError(f"unknown dataset {exp.dataset!r} in experiment {exp.name}")
     if npz is not None:
-        train_set, test_set = (data_lib.resize_images(part, exp.image_size) for part in data_lib.load_npz(npz))
-        if quick:
-            train_set = data_lib.shrink(train_set, exp.quick_per_class, seed=exp.split_seed)
-            test_set = data_lib.shrink(test_set, max(2, exp.quick_per_class // 4), seed=exp.split_seed)
-        return data_lib.split_train_test(train_set, test_set, seed=exp.split_seed)
+        return _split_with_test(exp, *data_lib.load_npz(npz), quick)
     images = data_lib.load_flowers(source, exp.image_size, progress=progress)
     if quick:
         images = data_lib.shrink(images, exp.quick_per_class, seed=exp.split_seed)
     return data_lib.split_dataset(images, seed=exp.split_seed)
+
+
+def _split_with_test(exp: Experiment, train_set, test_set, quick: bool) -> data_lib.Splits:
+    """Splits of a dataset that has its own test set: validation is carved from the training images."""
+    train_set, test_set = (data_lib.resize_images(part, exp.image_size) for part in (train_set, test_set))
+    if quick:
+        train_set = data_lib.shrink(train_set, exp.quick_per_class, seed=exp.split_seed)
+        test_set = data_lib.shrink(test_set, max(2, exp.quick_per_class // 4), seed=exp.split_seed)
+    return data_lib.split_train_test(train_set, test_set, exp.val_fraction, seed=exp.split_seed)
 
 
 def train(
@@ -273,10 +285,9 @@ def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_
     with strategy.scope():
         model = exp.build_model(num_classes)
         steps = int(np.ceil(len(splits.train) / global_batch))
-        optimizer = keras.optimizers.AdamW(_schedule(exp, steps, exp.epochs), weight_decay=exp.weight_decay)
-        compile_multi_exit(model, exp.loss_weights, optimizer)
+        compile_multi_exit(model, exp.loss_weights, exp.make_optimizer(_schedule(exp, steps, exp.epochs)))
     names = list(model.output_names)
-    train_ds = data_lib.make_dataset(splits.train, global_batch, True, names, seed)
+    train_ds = data_lib.make_dataset(splits.train, global_batch, True, names, seed, exp.augmentation)
     val_ds = data_lib.make_dataset(splits.val, global_batch, False, names)
 
     work.mkdir(parents=True, exist_ok=True)
@@ -327,7 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="run directory for checkpoints, history and the model")
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--data-dir", help=f"flower_photos-style folder (default: ${data_lib.DATA_DIR_ENV} or tfds)")
-    data.add_argument("--data-npz", help="an .npz with x_train, y_train, x_test, y_test (uint8, CIFAR-10 layout)")
+    data.add_argument(
+        "--data-npz",
+        help=f"an .npz with x_train, y_train, x_test, y_test (uint8, CIFAR-10 layout); CIFAR-10 "
+        f"experiments default to ${data_lib.CIFAR10_ENV} or tfds",
+    )
     parser.add_argument("--epochs", type=int, help="override the experiment's epochs")
     parser.add_argument("--quick", action="store_true", help="tiny images, few images, 2 epochs")
     parser.add_argument("--seed", type=int, default=0)

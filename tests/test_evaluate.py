@@ -50,10 +50,10 @@ def test_json_report_matches_a_direct_computation(model_dir, folder, tiny_model,
 
 def test_threshold_zero_and_one(model_dir, folder, tiny_model):
     costs = cost.relative_costs(tiny_model)
-    at_zero = evaluate.evaluate_folder(str(model_dir), str(folder), threshold=0.0, progress=False)
+    at_zero = evaluate.evaluate_model(str(model_dir), str(folder), threshold=0.0, progress=False)
     assert at_zero["exit_fractions"][-1] == 1.0 and at_zero["relative_cost"] == pytest.approx(costs[-1])
     assert at_zero["accuracy"] == at_zero["final_accuracy"]
-    at_one = evaluate.evaluate_folder(str(model_dir), str(folder), threshold=1.0, progress=False)
+    at_one = evaluate.evaluate_model(str(model_dir), str(folder), threshold=1.0, progress=False)
     assert at_one["exit_fractions"][0] == 1.0 and at_one["relative_cost"] == pytest.approx(costs[0])
 
 

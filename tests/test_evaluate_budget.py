@@ -104,7 +104,7 @@ def test_budget_errors(saved, folders, capsys):
     with pytest.raises(SystemExit):
         evaluate.main([str(folder), "--data-dir", str(test_dir), "--val-dir", str(val_dir)])
     with pytest.raises(ValueError, match="either a threshold or a budget"):
-        evaluate.evaluate_folder(str(folder), str(test_dir), threshold=0.3, budget=0.5, progress=False)
+        evaluate.evaluate_model(str(folder), str(test_dir), threshold=0.3, budget=0.5, progress=False)
 
 
 def test_other_policies(saved, folders, capsys):
@@ -121,8 +121,8 @@ def test_other_policies(saved, folders, capsys):
         np.testing.assert_allclose(result["exit_fractions"], expected["exit_fractions"])
     assert json.loads(json.dumps(result))["threshold"] == 2  # an integer for patience
     # without --threshold: the policy's default (the model's tau* is an entropy threshold)
-    assert evaluate.evaluate_folder(str(folder), str(test_dir), policy="patience", progress=False)["threshold"] == 2
-    assert evaluate.evaluate_folder(str(folder), str(test_dir), policy="max_prob", progress=False)["threshold"] == 0.9
+    assert evaluate.evaluate_model(str(folder), str(test_dir), policy="patience", progress=False)["threshold"] == 2
+    assert evaluate.evaluate_model(str(folder), str(test_dir), policy="max_prob", progress=False)["threshold"] == 0.9
     assert evaluate.default_threshold({"threshold": 0.6, "thresholds": {"max_prob": 0.97}}, "max_prob") == 0.97
     assert evaluate.main([str(folder), "--data-dir", str(test_dir), "--policy", "patience", "--threshold", "0.5"]) == 2
     assert "patience must be an integer" in capsys.readouterr().err
