@@ -64,6 +64,19 @@ def exit_accuracies(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (np.asarray(logits).argmax(-1) == np.asarray(labels)[:, None]).mean(axis=0)
 
 
+def ensemble_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the ensemble of all exits: the class with the highest softmax probability
+    averaged over the exits (the earlier ResNet18 course project's ensemble).
+
+    It needs every exit of every sample, so it costs the whole network plus every head:
+    the last entry of ``helpers.cost.relative_costs``.
+    """
+    from helpers.calibration import softmax
+
+    mean_probs = softmax(np.asarray(logits, dtype=np.float64)).mean(axis=1)  # (N, K)
+    return float((mean_probs.argmax(-1) == np.asarray(labels)).mean())
+
+
 def outcome(logits: np.ndarray, labels: np.ndarray, costs: Sequence[float], exit_index: np.ndarray) -> dict:
     """Accuracy, mean cost and exit fractions when sample ``i`` leaves at exit ``exit_index[i]``.
 

@@ -67,6 +67,43 @@ def results_table(analyses: Mapping[str, object], plain: str) -> str:
     return "\n".join(lines)
 
 
+def variant_table(analyses: Mapping[str, object], plain: str):
+    """One row per model comparing exit designs on the test split (notebook 05, README).
+
+    Columns: the accuracy of the final exit and of the ensemble of exits (averaged
+    probabilities), tau* chosen on validation, and at tau* the early-exit accuracy, its
+    drop from the final exit, the mean cost relative to the plain network (heads
+    included) and the MACs saved. The plain model has only the first two columns
+    filled, with cost 1.
+
+    Args:
+        analyses: name -> ``helpers.evaluation.Analysis``.
+        plain: the name of the plain baseline among them.
+    """
+    import pandas as pd
+
+    from helpers.evaluation import ensemble_accuracy
+
+    rows = {}
+    for name, a in analyses.items():
+        logits, labels = a.split_data("test")
+        final = a.exit_accuracy("test")["final"]
+        row = {"exits": len(a.exit_names), "final acc": final, "ensemble acc": ensemble_accuracy(logits, labels)}
+        if name == plain:
+            row |= {"tau*": float("nan"), "early-exit acc": final, "drop (points)": 0.0,
+                    "relative cost": 1.0, "MACs saved": 0.0}
+        else:
+            at = a.at(split="test")
+            row |= {"tau*": float(a.threshold), "early-exit acc": at["accuracy"],
+                    "drop (points)": 100 * (final - at["accuracy"]),
+                    "relative cost": at["relative_cost"], "MACs saved": 1 - at["relative_cost"]}
+        rows[name] = row
+    frame = pd.DataFrame(rows).T
+    frame["exits"] = frame["exits"].astype(int)
+    frame.index.name = "model"
+    return frame
+
+
 def markdown_table(frame, digits: int = 2) -> str:
     """A pandas DataFrame as a Markdown table (floats rounded to ``digits``), index first."""
     def cell(value) -> str:
