@@ -145,3 +145,74 @@ def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: st
     (out / "config.json").write_text(json.dumps(config, indent=1))
     shutil.copyfile(run_dir / "history.csv", out / "history.csv")
     return out
+
+
+DATASET_NAMES = {"flowers": "tf_flowers", "cifar10": "cifar10"}
+"""How ``config.json`` of a reference model names each experiment dataset."""
+
+
+def publish_run(
+    run_dir: str | os.PathLike, name: str | None = None, source: str | os.PathLike | None = None,
+    tolerance: float = 0.01, progress: bool = True,
+) -> Path:
+    """Publish a finished run with its operating threshold tau* chosen on its own validation split.
+
+    The split is rebuilt from the run's configuration (``helpers.train.prepare_splits``
+    with ``source``) and must have the fingerprint recorded at training time; tau* is
+    ``helpers.evaluation.analyse``'s choice (the cheapest threshold within ``tolerance``
+    of the final exit's validation accuracy).
+
+    Args:
+        run_dir: a finished run of ``helpers.train``.
+        name: the reference name (default: the experiment's name).
+        source: the data the run was trained on (see ``prepare_splits``).
+        tolerance: accuracy drop allowed at tau*.
+        progress: show a progress bar while decoding images.
+
+    Raises:
+        ValueError: the rebuilt split is not the one the run was trained on.
+    """
+    from helpers.evaluation import analyse
+    from helpers.experiments import Experiment
+    from helpers.train import load_run, prepare_splits
+
+    run = load_run(run_dir)
+    exp = Experiment(**run.config["experiment"])
+    splits = prepare_splits(exp, source, quick=bool(run.config.get("quick")), progress=progress)
+    if splits.fingerprint() != run.config["split_fingerprint"]:
+        raise ValueError(
+            f"the rebuilt split ({splits.fingerprint()}) is not the one {run_dir} was trained on "
+            f"({run.config['split_fingerprint']}); pass the same data as --source"
+        )
+    threshold = analyse(run.model, splits, exp.name, tolerance).threshold if len(run.model.outputs) > 1 else 0.0
+    return publish(run_dir, name or exp.name, threshold, DATASET_NAMES.get(exp.dataset, exp.dataset))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.registry publish RUN_DIR [--name NAME] [--source DATA]``."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.registry",
+        description="Publish a finished training run as a reference model in models/, with tau* chosen on validation.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    pub = sub.add_parser("publish", help="copy a finished run into models/<name>/")
+    pub.add_argument("run_dir")
+    pub.add_argument("--name", help="reference name (default: the experiment's name)")
+    pub.add_argument("--source", help="the data it was trained on: flower_photos folder, CIFAR-10 .npz or 'tfds'")
+    args = parser.parse_args(argv)
+    try:
+        out = publish_run(args.run_dir, args.name, args.source)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    config = json.loads((out / "config.json").read_text())
+    size = (out / MODEL_FILE).stat().st_size / 2**20
+    print(f"published {out} ({size:.1f} MiB), threshold {config['threshold']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

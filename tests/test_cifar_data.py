@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from helpers import data, evaluate, experiments, registry, train
+from helpers import data, evaluate, evaluation, experiments, registry, train
 
 
 def _write_npz(path, n_train_per_class=6, n_test_per_class=2, size=32, classes=10):
@@ -106,7 +106,7 @@ def test_the_five_cifar_experiments():
     assert model.get_layer("exit_1").get_layer("spp") is not None
 
 
-def test_train_a_resnet_and_evaluate_it_on_the_npz(cifar_npz, tmp_path, capsys):
+def test_train_a_resnet_publish_it_and_evaluate_it_on_the_npz(cifar_npz, tmp_path, monkeypatch, capsys):
     exp = dataclasses.replace(experiments.get_experiment("cifar10-resnet18-2exits-spp"), width=0.125, epochs=1)
     run = train.train(exp, tmp_path / "run", npz=cifar_npz, quick=True, verbose=0)
     assert run.config["class_names"] == data.CIFAR10_CLASSES
@@ -121,6 +121,21 @@ def test_train_a_resnet_and_evaluate_it_on_the_npz(cifar_npz, tmp_path, capsys):
         x, y = arrays["x_test"], arrays["y_test"]
     logits = np.stack([np.asarray(o) for o in loaded.model.predict(x, verbose=0)], axis=1)
     assert_array_equal(np.asarray(result["exit_accuracy"]) * len(y), (logits.argmax(-1) == y[:, None]).sum(0))
+
+    # publish: tau* is analyse's choice on the run's own validation split
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
+    assert registry.main(["publish", str(tmp_path / "run"), "--name", "tiny-cifar", "--source", str(cifar_npz)]) == 0
+    assert capsys.readouterr().out.startswith(f"published {tmp_path / 'models' / 'tiny-cifar'}")
+    config = json.loads((tmp_path / "models" / "tiny-cifar" / "config.json").read_text())
+    splits = train.prepare_splits(exp, npz=cifar_npz, quick=True)
+    assert config["threshold"] == evaluation.analyse(loaded.model, splits, "x").threshold
+    assert config["dataset"] == "cifar10" and config["kind"] == "multi-exit (1 early exits)"
+    assert evaluate.main(["--list"]) == 0
+    assert capsys.readouterr().out.strip() == "tiny-cifar\tcifar10\tmulti-exit (1 early exits)"
+    # another copy of the data is refused: its split is not the one trained on
+    other = _write_npz(tmp_path / "other.npz", n_train_per_class=7)
+    assert registry.main(["publish", str(tmp_path / "run"), "--source", str(other)]) == 2
+    assert "not the one" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("contents, message", [
