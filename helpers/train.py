@@ -242,7 +242,8 @@ def train(
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
     out_dir = Path(out_dir)
     work = out_dir / WORK_DIR
-    wanted = {"experiment": exp.to_dict(), "seed": seed, "precision": precision, "quick": quick}
+    # as JSON stores it (tuples become lists), so that what train returns equals what it wrote
+    wanted = json.loads(json.dumps({"experiment": exp.to_dict(), "seed": seed, "precision": precision, "quick": quick}))
     if _same_config(out_dir / "config.json", wanted, finished=True) and (out_dir / MODEL_FILE).exists():
         if not overwrite:
             print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
