@@ -117,7 +117,7 @@ CIFAR10_RESNET18 = dict(
 """What the five CIFAR-10 experiments share: the equal budget they are compared on.
 
 Width 0.5 (32-64-128-256 filters) and 8 epochs are what five runs cost in the CPU
-time we had (the README's CIFAR-10 section states the measured time of each run);
+time we had (notebook 05 states the measured epochs and wall time of each run);
 SGD with Nesterov momentum, a cosine schedule and weight decay 5e-4 is the standard
 CIFAR recipe.
 """
