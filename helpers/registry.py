@@ -119,7 +119,8 @@ def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: st
     """Copy a finished run into ``models/<name>/`` as a reference model.
 
     Writes ``model.keras`` without optimizer state (so it stays small),
-    ``config.json`` (the run's, plus ``reference_name``, ``dataset``, ``kind`` and
+    ``config.json`` (the run's, plus ``reference_name``, ``dataset``, ``kind`` (with the seed
+    when it is not 0) and
     the operating ``threshold`` tau* chosen on validation) and ``history.csv``.
     """
     import shutil
@@ -139,7 +140,8 @@ def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: st
     config |= {
         "reference_name": name,
         "dataset": dataset,
-        "kind": "plain" if len(model.outputs) == 1 else f"multi-exit ({len(model.outputs) - 1} early exits)",
+        "kind": ("plain" if len(model.outputs) == 1 else f"multi-exit ({len(model.outputs) - 1} early exits)")
+        + (f", seed {config['seed']}" if config.get("seed") else ""),
         "threshold": float(threshold),
     }
     (out / "config.json").write_text(json.dumps(config, indent=1))

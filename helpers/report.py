@@ -6,7 +6,8 @@ markers; ``replace_section`` rewrites what is between them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from helpers.paths import PROJECT_ROOT
@@ -104,13 +105,112 @@ def variant_table(analyses: Mapping[str, object], plain: str):
     return frame
 
 
-def markdown_table(frame, digits: int = 2) -> str:
-    """A pandas DataFrame as a Markdown table (floats rounded to ``digits``), index first."""
-    def cell(value) -> str:
-        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+def markdown_table(frame, digits: int = 2, percent: Sequence[str] = ()) -> str:
+    """A pandas DataFrame as a Markdown table, index first.
+
+    Floats are rounded to ``digits``; the columns named in ``percent`` hold fractions
+    and are shown as percentages with one decimal (0.8237 -> ``82.4%``); a missing
+    value (NaN) is shown as ``–``.
+
+    Raises:
+        KeyError: a column in ``percent`` is not in ``frame``.
+    """
+    missing = [c for c in percent if c not in frame.columns]
+    if missing:
+        raise KeyError(f"percent columns {missing} are not in the table (columns: {list(frame.columns)})")
+
+    def cell(value, as_percent: bool) -> str:
+        if isinstance(value, float):
+            if math.isnan(value):
+                return "–"
+            return f"{100 * value:.1f}%" if as_percent else f"{value:.{digits}f}"
+        return str(value)
 
     header = [frame.index.name or ""] + [str(c) for c in frame.columns]
+    flags = [c in percent for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for index, *values in frame.itertuples():  # keeps each column's type (iterrows makes ints floats)
-        lines.append("| " + " | ".join([str(index)] + [cell(v) for v in values]) + " |")
+        lines.append("| " + " | ".join([str(index)] + [cell(v, f) for v, f in zip(values, flags, strict=True)]) + " |")
     return "\n".join(lines)
+
+
+def seed_table(analyses: Mapping[str, object]):
+    """The variation of one configuration over training seeds, on the test split.
+
+    One row per run (``helpers.evaluation.Analysis``): the final exit's accuracy, tau*
+    chosen on validation and, at tau*, the early-exit accuracy, its drop from the final
+    exit (points) and the mean cost relative to the plain network (heads included);
+    then a ``mean`` and a ``std`` row (sample standard deviation, ddof=1).
+
+    Raises:
+        ValueError: fewer than two runs (no spread to report).
+    """
+    import pandas as pd
+
+    if len(analyses) < 2:
+        raise ValueError(f"a spread over seeds needs at least two runs, got {len(analyses)}")
+    rows = {}
+    for name, a in analyses.items():
+        final = a.exit_accuracy("test")["final"]
+        at = a.at(split="test")
+        rows[name] = {"final acc": final, "tau*": float(a.threshold), "early-exit acc": at["accuracy"],
+                      "drop (points)": 100 * (final - at["accuracy"]), "relative cost": at["relative_cost"]}
+    frame = pd.DataFrame(rows).T
+    stats = pd.DataFrame({"mean": frame.mean(), "std": frame.std(ddof=1)}).T
+    frame = pd.concat([frame, stats])
+    frame.index.name = "run"
+    return frame
+
+
+def budget_table(configs: Mapping[str, Mapping]):
+    """What training each run cost, from its ``config.json`` (``helpers.train``).
+
+    Columns: seed, epochs, image size, width, precision and the measured training wall
+    time in minutes (the sum of the epochs' times, so a resumed run counts each epoch once).
+    """
+    import pandas as pd
+
+    rows = {}
+    for name, config in configs.items():
+        exp = config["experiment"]
+        seconds = config.get("train_seconds_total")
+        rows[name] = {"seed": int(config.get("seed", 0)), "epochs": int(exp["epochs"]),
+                      "image size": int(exp["image_size"]), "width": float(exp["width"]),
+                      "precision": config.get("precision", "?"),
+                      "train minutes": float("nan") if seconds is None else seconds / 60}
+    frame = pd.DataFrame(rows).T.astype({"seed": int, "epochs": int, "image size": int,
+                                         "width": float, "train minutes": float})
+    frame.index.name = "model"
+    return frame
+
+
+def target_table(analyses: Mapping[str, object], main: str, plain: str, min_accuracy: float,
+                 max_cost: float, tolerance: float = 0.01):
+    """The project's targets for ``main`` against what the test split measured.
+
+    Rows: the final exit's accuracy at least ``min_accuracy``; at tau* an accuracy
+    within ``tolerance`` of the final exit and a mean cost (heads included) at most
+    ``max_cost`` of the plain network's; the final exit no more than ``tolerance``
+    below the plain network's accuracy. Columns: ``target``, ``measured`` (text) and
+    ``met`` (bool).
+    """
+    import pandas as pd
+
+    a = analyses[main]
+    final = a.exit_accuracy("test")["final"]
+    plain_acc = analyses[plain].exit_accuracy("test")["final"]
+    at = a.at(split="test")
+    drop = final - at["accuracy"]
+    points = 100 * tolerance
+    rows = [
+        (f"final-exit accuracy ≥ {min_accuracy:.0%}", f"{final:.1%}", final >= min_accuracy),
+        (f"accuracy at tau* within {points:g} point of the final exit",
+         f"{at['accuracy']:.1%} ({100 * drop:+.1f} points below)", drop <= tolerance),
+        (f"mean cost at tau* ≤ {max_cost:g} × the plain network (heads included)",
+         f"{at['relative_cost']:.2f}", at["relative_cost"] <= max_cost),
+        (f"final exit at most {points:g} point below the plain network",
+         f"{final:.1%} vs {plain_acc:.1%}", plain_acc - final <= tolerance),
+    ]
+    frame = pd.DataFrame(rows, columns=["target", "measured", "met"]).set_index("target")
+    frame["met"] = frame["met"].astype(bool)
+    return frame

@@ -139,6 +139,13 @@ def test_publish_copies_a_run(run_dir, models_dir):
     assert not list(out.glob(".partial*"))
 
 
+def test_publish_names_a_seed_other_than_0(run_dir, models_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps(config | {"seed": 2}))
+    out = registry.publish(run_dir, "tiny-seed2", threshold=0.35)
+    assert json.loads((out / "config.json").read_text())["kind"] == "plain, seed 2"
+
+
 # --------------------------------------------------------------------------- paths
 
 

@@ -89,6 +89,55 @@ def test_markdown_table():
     ]
 
 
+def test_markdown_table_percent_and_missing():
+    import pandas as pd
+
+    frame = pd.DataFrame({"acc": [0.8237, 0.5], "tau*": [float("nan"), 0.25]}, index=pd.Index(["a", "b"], name="m"))
+    assert report.markdown_table(frame, percent=["acc"]).splitlines()[2:] == ["| a | 82.4% | – |", "| b | 50.0% | 0.25 |"]
+    with pytest.raises(KeyError, match="cost"):
+        report.markdown_table(frame, percent=["cost"])
+
+
+def test_seed_table_mean_and_sample_std():
+    # exit costs 0.5 and 1.0; sample 0 is sure at exit 1, sample 1 never is
+    logits = np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
+    right = np.array([0, 1])
+    wrong_final = np.array([0, 0])  # sample 1 is labelled 0: the final exit (class 1) is wrong
+    runs = {"s0": _analysis("s0", logits, right, [0.5, 1.0], 0.5),
+            "s1": _analysis("s1", logits, wrong_final, [0.5, 1.0], 0.5)}
+    table = report.seed_table(runs)
+    assert list(table.index) == ["s0", "s1", "mean", "std"]
+    assert table.loc["s0", "final acc"] == 1.0 and table.loc["s1", "final acc"] == 0.5
+    assert table.loc["mean", "final acc"] == pytest.approx(0.75)
+    assert table.loc["std", "final acc"] == pytest.approx(np.std([1.0, 0.5], ddof=1))
+    assert table.loc["mean", "relative cost"] == pytest.approx(0.75)  # (0.5 + 1.0) / 2 in both runs
+    assert table.loc["std", "relative cost"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="at least two"):
+        report.seed_table({"s0": runs["s0"]})
+
+
+def test_budget_table_from_configs():
+    config = {"experiment": {"epochs": 50, "image_size": 96, "width": 0.5}, "seed": 2,
+              "precision": "mixed_bfloat16", "train_seconds_total": 750.0}
+    table = report.budget_table({"m": config, "old": {**config, "train_seconds_total": None}})
+    assert table.loc["m"].tolist() == [2, 50, 96, 0.5, "mixed_bfloat16", 12.5]
+    assert np.isnan(table.loc["old", "train minutes"])
+    assert report.markdown_table(table).splitlines()[3] == "| old | 2 | 50 | 96 | 0.50 | mixed_bfloat16 | – |"
+
+
+def test_target_table_checks_each_target():
+    # final exit right on both samples; at tau* sample 0 leaves at exit 1 (cost 0.5), sample 1 goes on (1.5)
+    logits = np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
+    labels = np.array([0, 1])
+    multi = _analysis("multi", logits, labels, [0.5, 1.5], threshold=0.5)
+    plain = _analysis("plain", logits[:, 1:], np.array([0, 0]), [1.0], threshold=0.0)  # 50 %
+    table = report.target_table({"m": multi, "p": plain}, "m", "p", min_accuracy=0.85, max_cost=0.5)
+    assert table["measured"].tolist() == ["100.0%", "100.0% (+0.0 points below)", "1.00", "100.0% vs 50.0%"]
+    assert table["met"].tolist() == [True, True, False, True]
+    assert table.index[2] == "mean cost at tau* ≤ 0.5 × the plain network (heads included)"
+    assert report.target_table({"m": multi, "p": plain}, "m", "p", 0.85, 1.0)["met"].all()
+
+
 def test_strip_tf_logs_keeps_everything_else():
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x")
