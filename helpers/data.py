@@ -193,6 +193,23 @@ def load_folder(
     return ImageSet(images, labels, class_names, ids)
 
 
+def _tfds_load(name: str, data_dir: str | os.PathLike | None, offline_hint: str, **kwargs):
+    """``tfds.load(name, **kwargs)`` into ``data_dir`` (default ``data/tfds``), any failure a ``DataError``.
+
+    ``offline_hint`` completes "Without network access, ..." in the message.
+    """
+    import tensorflow_datasets as tfds
+
+    data_dir = Path(data_dir) if data_dir else PROJECT_DATA_DIR / "tfds"
+    try:
+        return tfds.load(name, data_dir=str(data_dir), **kwargs)
+    except Exception as err:  # tfds raises many kinds of network and checksum errors
+        raise DataError(
+            f"could not load {name} with tensorflow-datasets ({type(err).__name__}: {err}). "
+            f"Without network access, {offline_hint}."
+        ) from err
+
+
 def load_tfds_flowers(
     image_size: int = 96, data_dir: str | os.PathLike | None = None, progress: bool = True
 ) -> ImageSet:
@@ -210,19 +227,13 @@ def load_tfds_flowers(
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    data_dir = Path(data_dir) if data_dir else PROJECT_DATA_DIR / "tfds"
-    try:
-        ds, info = tfds.load(
-            "tf_flowers", split="train", data_dir=str(data_dir), with_info=True,
-            as_supervised=False, shuffle_files=False,
-            read_config=tfds.ReadConfig(add_tfds_id=True),  # tf_flowers has no file-name feature
-        )
-    except Exception as err:  # tfds raises many kinds of network and checksum errors
-        raise DataError(
-            f"could not load tf_flowers with tensorflow-datasets ({type(err).__name__}: {err}). "
-            f"Without network access, download flower_photos.tgz elsewhere, unpack it and "
-            f"set {DATA_DIR_ENV}=/path/to/flower_photos (one folder per class)."
-        ) from err
+    ds, info = _tfds_load(
+        "tf_flowers", data_dir,
+        f"download flower_photos.tgz elsewhere, unpack it and set {DATA_DIR_ENV}=/path/to/flower_photos "
+        "(one folder per class)",
+        split="train", with_info=True, as_supervised=False, shuffle_files=False,
+        read_config=tfds.ReadConfig(add_tfds_id=True),  # tf_flowers has no file-name feature
+    )
     # tf_flowers numbers its classes dandelion, daisy, tulips, ...: relabel them in the
     # alphabetical order of a flower_photos folder, so both sources give the same labels.
     tfds_names = list(info.features["label"].names)
@@ -324,17 +335,12 @@ def load_tfds_cifar10(data_dir: str | os.PathLike | None = None) -> tuple[ImageS
     """
     import tensorflow_datasets as tfds
 
-    data_dir = Path(data_dir) if data_dir else PROJECT_DATA_DIR / "tfds"
-    try:
-        parts = tfds.as_numpy(tfds.load(
-            "cifar10", split=["train", "test"], data_dir=str(data_dir), batch_size=-1, as_supervised=True,
-        ))
-    except Exception as err:  # tfds raises many kinds of network and checksum errors
-        raise DataError(
-            f"could not load cifar10 with tensorflow-datasets ({type(err).__name__}: {err}). "
-            f"Without network access, save keras.datasets.cifar10.load_data() elsewhere as an .npz "
-            f"(x_train, y_train, x_test, y_test) and set {CIFAR10_ENV}=/path/to/cifar10.npz."
-        ) from err
+    parts = tfds.as_numpy(_tfds_load(
+        "cifar10", data_dir,
+        "save keras.datasets.cifar10.load_data() elsewhere as an .npz (x_train, y_train, x_test, y_test) "
+        f"and set {CIFAR10_ENV}=/path/to/cifar10.npz",
+        split=["train", "test"], batch_size=-1, as_supervised=True,
+    ))
     return tuple(  # type: ignore[return-value]
         ImageSet(x.astype(np.uint8), y.astype(np.int32), list(CIFAR10_CLASSES),
                  [f"{split}/{i:05d}" for i in range(len(y))])
