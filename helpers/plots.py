@@ -461,7 +461,8 @@ def plot_tradeoff(
             drawn as a star with dotted guide lines.
         baseline_label: legend label of the baseline.
         operating_points: label -> ``(cost, accuracy)`` of chosen thresholds, drawn as
-            diamonds and annotated (in the model's colour when the label is a model name).
+            diamonds (in the model's colour when the label is a model name) and listed in
+            the legend with their accuracy and cost.
         extra_points: label -> ``(cost, accuracy)`` of reference points that are not on
             a curve (the oracle), drawn as large "P" markers and listed in the legend.
 
@@ -485,15 +486,14 @@ def plot_tradeoff(
                 label=f"{label}: {acc:.1%} at {cost:.2f}×", zorder=7)
     for label, (cost, acc) in (operating_points or {}).items():
         colour = colours.get(label, "tab:red")
-        ax.plot([cost], [acc], ls="none", marker="D", ms=8, color=colour, markeredgecolor="black", zorder=6)
-        ax.annotate(f"{label}\n{acc:.1%} at {cost:.2f}×", (cost, acc), xytext=(-12, 0),
-                    textcoords="offset points", ha="right", va="center", fontsize=8,
-                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
+        # listed in the legend rather than written beside the point: close points would overlap
+        ax.plot([cost], [acc], ls="none", marker="D", ms=8, color=colour, markeredgecolor="black", zorder=6,
+                label=f"{label}: {acc:.1%} at {cost:.2f}×")
     ax.set_xlabel(COST_LABEL)
     ax.set_ylabel("accuracy")
     _percent_axis(ax)
     ax.set_title("accuracy against compute")
-    ax.legend(frameon=False, fontsize=9, loc="lower right")
+    ax.legend(frameon=False, fontsize=8 if operating_points else 9, loc="lower right")
     _style(ax, "both")
     fig.tight_layout()
     return fig

@@ -205,7 +205,8 @@ def target_table(analyses: Mapping[str, object], main: str, plain: str, min_accu
     rows = [
         (f"final-exit accuracy ≥ {min_accuracy:.0%}", f"{final:.1%}", final >= min_accuracy),
         (f"accuracy at tau* within {points:g} point of the final exit",
-         f"{at['accuracy']:.1%} ({100 * drop:+.1f} points below)", drop <= tolerance),
+         f"{at['accuracy']:.1%} ({100 * abs(drop):.1f} points {'below' if drop >= 0 else 'above'})",
+         drop <= tolerance),
         (f"mean cost at tau* ≤ {max_cost:g} × the plain network (heads included)",
          f"{at['relative_cost']:.2f}", at["relative_cost"] <= max_cost),
         (f"final exit at most {points:g} point below the plain network",

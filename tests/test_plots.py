@@ -225,7 +225,8 @@ def test_tradeoff_curves_baseline_star_and_operating_points():
     (point,) = [ln for ln in ax.lines if ln.get_marker() == "D"]
     assert (list(point.get_xdata()), list(point.get_ydata())) == ([0.6], [0.85])
     assert same_color(point.get_color(), curve.get_color())
-    assert any(t.get_text().startswith("a\n85.0% at 0.60×") for t in ax.texts)
+    assert point.get_label() == "a: 85.0% at 0.60×"
+    assert "a: 85.0% at 0.60×" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_tradeoff_without_baseline_has_no_star():

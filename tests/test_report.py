@@ -132,10 +132,19 @@ def test_target_table_checks_each_target():
     multi = _analysis("multi", logits, labels, [0.5, 1.5], threshold=0.5)
     plain = _analysis("plain", logits[:, 1:], np.array([0, 0]), [1.0], threshold=0.0)  # 50 %
     table = report.target_table({"m": multi, "p": plain}, "m", "p", min_accuracy=0.85, max_cost=0.5)
-    assert table["measured"].tolist() == ["100.0%", "100.0% (+0.0 points below)", "1.00", "100.0% vs 50.0%"]
+    assert table["measured"].tolist() == ["100.0%", "100.0% (0.0 points below)", "1.00", "100.0% vs 50.0%"]
     assert table["met"].tolist() == [True, True, False, True]
     assert table.index[2] == "mean cost at tau* ≤ 0.5 × the plain network (heads included)"
     assert report.target_table({"m": multi, "p": plain}, "m", "p", 0.85, 1.0)["met"].all()
+
+
+def test_target_table_says_when_early_exit_beats_the_final_exit():
+    # sample 0: right and sure at exit 1, wrong at the final exit; sample 1: unsure, then right at the end
+    logits = np.array([[[9.0, 0.0], [0.0, 5.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
+    multi = _analysis("multi", logits, np.array([0, 1]), [0.5, 1.5], threshold=0.5)
+    table = report.target_table({"m": multi, "p": multi}, "m", "p", min_accuracy=0.85, max_cost=1.0)
+    assert table["measured"].iloc[1] == "100.0% (50.0 points above)"  # final exit alone: 50 %
+    assert table["met"].tolist() == [False, True, True, True]
 
 
 def test_strip_tf_logs_keeps_everything_else():
