@@ -115,6 +115,13 @@ def trained_dir(name: str, runs_dir: str | os.PathLike) -> Path:
     )
 
 
+def _kind(early_exits: int) -> str:
+    """How ``--list`` describes a model with ``early_exits`` early exits."""
+    if early_exits == 0:
+        return "plain"
+    return f"multi-exit ({early_exits} early exit{'' if early_exits == 1 else 's'})"
+
+
 def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: str = "tf_flowers") -> Path:
     """Copy a finished run into ``models/<name>/`` as a reference model.
 
@@ -140,7 +147,7 @@ def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: st
     config |= {
         "reference_name": name,
         "dataset": dataset,
-        "kind": ("plain" if len(model.outputs) == 1 else f"multi-exit ({len(model.outputs) - 1} early exits)")
+        "kind": _kind(len(model.outputs) - 1)
         + (f", seed {config['seed']}" if config.get("seed") else ""),
         "threshold": float(threshold),
     }

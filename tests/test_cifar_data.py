@@ -129,9 +129,9 @@ def test_train_a_resnet_publish_it_and_evaluate_it_on_the_npz(cifar_npz, tmp_pat
     config = json.loads((tmp_path / "models" / "tiny-cifar" / "config.json").read_text())
     splits = train.prepare_splits(exp, npz=cifar_npz, quick=True)
     assert config["threshold"] == evaluation.analyse(loaded.model, splits, "x").threshold
-    assert config["dataset"] == "cifar10" and config["kind"] == "multi-exit (1 early exits)"
+    assert config["dataset"] == "cifar10" and config["kind"] == "multi-exit (1 early exit)"
     assert evaluate.main(["--list"]) == 0
-    assert capsys.readouterr().out.strip() == "tiny-cifar\tcifar10\tmulti-exit (1 early exits)"
+    assert capsys.readouterr().out.strip() == "tiny-cifar\tcifar10\tmulti-exit (1 early exit)"
     # another copy of the data is refused: its split is not the one trained on
     other = _write_npz(tmp_path / "other.npz", n_train_per_class=7)
     assert registry.main(["publish", str(tmp_path / "run"), "--source", str(other)]) == 2
