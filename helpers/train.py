@@ -347,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the experiment's epochs")
     parser.add_argument("--quick", action="store_true", help="tiny images, few images, 2 epochs")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument(
+        "--precision", choices=("auto", *PRECISIONS), default="auto",
+        help="Keras dtype policy; auto (the default): what default_precision() picks for this machine",
+    )
     parser.add_argument("--strategy", choices=STRATEGIES, default="default")
     parser.add_argument("--overwrite", action="store_true", help="train again over a finished run")
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
@@ -361,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = train(
             args.experiment, args.out, source=args.data_dir, npz=args.data_npz, epochs=args.epochs, quick=args.quick,
-            seed=args.seed, precision=args.precision, strategy=args.strategy, verbose=1,
+            seed=args.seed, precision=default_precision() if args.precision == "auto" else args.precision,
+            strategy=args.strategy, verbose=1,
             overwrite=args.overwrite,
         )
     except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError

@@ -312,7 +312,9 @@ def test_prepare_splits_from_a_folder(tmp_path, make_image_folder):
         train.prepare_splits(dataclasses.replace(exp, dataset="cifar"), source=folder)
 
 
-def test_cli_trains_from_an_npz(tmp_path, capsys):
+def test_cli_trains_from_an_npz(tmp_path, capsys, monkeypatch):
+    # without --precision the command line takes what the machine supports, as the notebooks do
+    monkeypatch.setattr(train, "default_precision", lambda: "mixed_bfloat16")
     images = data.synthetic_images(n_per_class=12, num_classes=3, image_size=32, seed=2)
     test_idx = np.concatenate([np.arange(c * 12, c * 12 + 3) for c in range(3)])
     train_idx = np.setdiff1d(np.arange(36), test_idx)
@@ -327,6 +329,7 @@ def test_cli_trains_from_an_npz(tmp_path, capsys):
     # 27 training images: 15 % of each class (round(1.35) = 1) to validation; the 9 test images as given
     assert config["split_sizes"] == [24, 3, 9]
     assert config["class_names"] == ["class_0", "class_1", "class_2"]
+    assert config["precision"] == "mixed_bfloat16"
     split = json.loads((out / "split.json").read_text())
     assert all(i.startswith("test/") for i in split["test"]) and len(set(split["train"]) & set(split["val"])) == 0
 
