@@ -51,7 +51,9 @@ report records the system load average before and after the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import math
 import os
 import sys
@@ -167,6 +169,24 @@ def _layer_function(layers: Sequence, spec: tf.TensorSpec) -> Callable:
     return apply
 
 
+@contextlib.contextmanager
+def _no_retracing_warning():
+    """Silence TensorFlow's "triggered tf.function retracing" warning inside the block.
+
+    ``measure_stages`` builds one ``tf.function`` per part from the same Python code,
+    each traced once for its own input shape. TensorFlow counts traces per code object,
+    not per function, so it takes these first traces for the retracing of one function
+    and warns; nothing is traced twice.
+    """
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _empty_function(spec: tf.TensorSpec) -> Callable:
     """A ``tf.function`` that takes a batch and does nothing with it: the fixed cost of a call."""
 
@@ -212,20 +232,21 @@ def measure_stages(engine, images: np.ndarray, repeats: int = 5) -> dict:
     }
     h = x
     segments, heads = [], []
-    for j, stage in enumerate(engine.stages):
-        layers = ([engine.preprocess] if j == 0 else []) + list(stage.blocks)
-        if layers:
-            segment = _layer_function(layers, tf.TensorSpec([None, *h.shape[1:]], h.dtype))
-            calls[f"segment:{stage.exit_name}"] = (segment, (h,))
-            segments.append(stage.exit_name)
-            h = segment(h)
-        head = _layer_function([stage.head], tf.TensorSpec([None, *h.shape[1:]], h.dtype))
-        calls[f"head:{stage.exit_name}"] = (head, (h,))
-        heads.append(stage.exit_name)
-    calls["call_overhead"] = (_empty_function(engine.images_spec), (x,))
-    names = list(calls)
-    for name in names:  # warm-up
-        _time_call(*calls[name])
+    with _no_retracing_warning():  # every part is traced here, once
+        for j, stage in enumerate(engine.stages):
+            layers = ([engine.preprocess] if j == 0 else []) + list(stage.blocks)
+            if layers:
+                segment = _layer_function(layers, tf.TensorSpec([None, *h.shape[1:]], h.dtype))
+                calls[f"segment:{stage.exit_name}"] = (segment, (h,))
+                segments.append(stage.exit_name)
+                h = segment(h)
+            head = _layer_function([stage.head], tf.TensorSpec([None, *h.shape[1:]], h.dtype))
+            calls[f"head:{stage.exit_name}"] = (head, (h,))
+            heads.append(stage.exit_name)
+        calls["call_overhead"] = (_empty_function(engine.images_spec), (x,))
+        names = list(calls)
+        for name in names:  # warm-up
+            _time_call(*calls[name])
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(max(1, repeats)):
         for name in _rotated(names, r):

@@ -7,11 +7,13 @@ positive numbers, and efficiency = measured / predicted is checked as arithmetic
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers import models
 from helpers.benchmark import VARIANTS, format_report, main, run_benchmark, speedup_report
@@ -171,3 +173,22 @@ def test_cli_accepts_a_subset_of_the_classes(run_folder, tmp_path, capsys):
             Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "two" / c / f"{i}.png")
     assert main([str(run_folder), "--data-dir", str(tmp_path / "two"), "--json", *FAST]) == 0
     assert json.loads(capsys.readouterr().out)["num_images"] == 6
+
+
+def test_timing_the_parts_does_not_warn_of_retracing(model, sample):
+    # Each part is its own tf.function traced once; TensorFlow would mistake these first
+    # traces (one code object) for retracing and print a warning into notebook 03.
+    from helpers.benchmark import measure_stages
+    from helpers.inference import EarlyExitEngine
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = tf.get_logger()
+    logger.addHandler(handler)
+    try:
+        parts = measure_stages(EarlyExitEngine(model), sample[0][:8], repeats=1)
+    finally:
+        logger.removeHandler(handler)
+    assert len(parts["relative_times"]) == 6
+    assert not [r for r in records if "retracing" in r.getMessage()]
