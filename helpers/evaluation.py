@@ -301,6 +301,12 @@ def analyse(model, splits, name: str, tolerance: float = 0.01, batch_size: int =
     from helpers.cost import relative_costs
     from helpers.data import make_dataset
 
+    size, given = tuple(model.inputs[0].shape[1:3]), splits.test.images.shape[1:3]
+    if size != given:
+        raise ValueError(
+            f"model {name} takes {size[0]}x{size[1]} images, the splits hold {given[0]}x{given[1]}: "
+            "load them at its size (train.prepare_splits(..., image_size=...))"
+        )
     val_logits, val_labels = collect_logits(model, make_dataset(splits.val, batch_size))
     test_logits, test_labels = collect_logits(model, make_dataset(splits.test, batch_size))
     costs = np.asarray(relative_costs(model))

@@ -96,6 +96,15 @@ class Experiment:
         return dataclasses.asdict(self)
 
 
+FLOWERS_LARGER = dict(image_size=128, epochs=60, augmentation="flowers_strong")
+"""A larger budget for the recommended flowers model (``flowers-vgg11-128px``).
+
+At 96 pixels and 50 epochs the VGG11s fit the training images far better than the
+validation images (93 % against 80 %) and validation accuracy stopped rising after
+about 35 epochs: more pixels, a stronger augmentation and more epochs are what the
+model was short of. These runs measure what they buy, at about 2.5 times the CPU time.
+"""
+
 CIFAR10_EXITS = {2: (2,), 3: (2, 3)}
 """Default exit placement of the CIFAR-10 ResNet18s: the stages followed by an early exit.
 
@@ -144,6 +153,11 @@ EXPERIMENTS: dict[str, Experiment] = {
             "flowers-vgg11-plain",
             "plain VGG11, final classifier only (the baseline)",
             head=None, loss_weights=(),
+        ),
+        Experiment(
+            "flowers-vgg11-128px",
+            "flowers-vgg11 on a larger budget: 128 px, stronger augmentation, 60 epochs",
+            head="pool", loss_weights=1.0, **FLOWERS_LARGER,
         ),
         *[
             Experiment(

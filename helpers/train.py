@@ -153,6 +153,7 @@ def prepare_splits(
     quick: bool = False,
     progress: bool = True,
     npz: str | os.PathLike | None = None,
+    image_size: int | None = None,
 ) -> data_lib.Splits:
     """Load the experiment's dataset at its image size and split it with its split seed.
 
@@ -165,7 +166,11 @@ def prepare_splits(
         npz: instead of ``source``, an ``.npz`` in the layout of
             ``keras.datasets.cifar10.load_data()``: its test arrays are the test split,
             ``exp.val_fraction`` of its training arrays (stratified) the validation split.
+        image_size: decode at this size instead of ``exp.image_size`` (the same split: the
+            fingerprint depends on the image ids only), for a model of another input size.
     """
+    if image_size is not None:
+        exp = dataclasses.replace(exp, image_size=image_size)
     if exp.dataset == "cifar10":
         if npz is not None and source is not None:
             raise ValueError("give the CIFAR-10 data as npz or as source, not both")

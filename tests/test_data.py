@@ -393,8 +393,9 @@ def test_make_dataset_plain_labels_for_one_output(tiny_images):
     np.testing.assert_array_equal(y.numpy(), tiny_images.labels[:8])
 
 
-def test_make_dataset_training_augments_and_shuffles(tiny_images):
-    xs, ys = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=0))
+@pytest.mark.parametrize("augmentation", ["flowers", "flowers_strong"])
+def test_make_dataset_training_augments_and_shuffles(tiny_images, augmentation):
+    xs, ys = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=0, augmentation=augmentation))
     assert [x.shape for x in xs] == [(8, 32, 32, 3)] * 3 + [(6, 32, 32, 3)]
     assert all(x.dtype == np.uint8 for x in xs)
     labels = np.concatenate(ys)
@@ -406,15 +407,27 @@ def test_make_dataset_training_augments_and_shuffles(tiny_images):
     assert not any(row.tobytes() in source for row in flat)
 
 
-def test_make_dataset_training_is_deterministic_for_a_seed(tiny_images):
-    first = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=5))
-    second = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=5))
-    other = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=6))
+@pytest.mark.parametrize("augmentation", ["flowers", "flowers_strong"])
+def test_make_dataset_training_is_deterministic_for_a_seed(tiny_images, augmentation):
+    first = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=5, augmentation=augmentation))
+    second = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=5, augmentation=augmentation))
+    other = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=6, augmentation=augmentation))
 
     np.testing.assert_array_equal(np.concatenate(first[1]), np.concatenate(second[1]))
     # The augmentation too, not only the order: a run can be reproduced exactly.
     np.testing.assert_array_equal(np.concatenate(first[0]), np.concatenate(second[0]))
     assert not np.array_equal(np.concatenate(first[1]), np.concatenate(other[1]))
+
+
+def test_strong_augmentation_adds_rotation_and_brightness(tiny_images):
+    standard = [type(layer).__name__ for layer in data.augmenter(0).layers]
+    strong = [type(layer).__name__ for layer in data.augmenter(0, strong=True).layers]
+    assert set(strong) - set(standard) == {"RandomRotation", "RandomBrightness"}
+    # same seed, same order of images: the two augmentations give different pixels
+    a = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=1))
+    b = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=1, augmentation="flowers_strong"))
+    np.testing.assert_array_equal(np.concatenate(a[1]), np.concatenate(b[1]))
+    assert not np.array_equal(np.concatenate(a[0]), np.concatenate(b[0]))
 
 
 def test_make_dataset_reshuffles_every_epoch(tiny_images):

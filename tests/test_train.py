@@ -297,6 +297,16 @@ def test_every_experiment_builds_and_compiles(name):
     assert weights["final"] == (exp.loss_weights[-1] if per_output else 1.0)  # CIFAR: [.., 0.7] / [.., 0.5]
 
 
+def test_analyse_refuses_images_of_another_size(tmp_path, make_image_folder):
+    from helpers import evaluation
+
+    folder = make_image_folder(tmp_path / "flower_photos", per_class=8)
+    splits = train.prepare_splits(dataclasses.replace(TINY, image_size=16), source=folder, progress=False)
+    model = dataclasses.replace(TINY, image_size=32).build_model(5)
+    with pytest.raises(ValueError, match=r"takes 32x32 images, the splits hold 16x16"):
+        evaluation.analyse(model, splits, "tiny")
+
+
 def test_prepare_splits_from_a_folder(tmp_path, make_image_folder):
     folder = make_image_folder(tmp_path / "flower_photos", per_class=8)
     exp = dataclasses.replace(TINY, image_size=16, quick_per_class=7, split_seed=3)
@@ -308,6 +318,10 @@ def test_prepare_splits_from_a_folder(tmp_path, make_image_folder):
     assert full.seed == 3
     quick = train.prepare_splits(exp, source=folder, quick=True, progress=False)
     assert [len(quick.train), len(quick.val), len(quick.test)] == [25, 5, 5]
+    # the same split at another model's input size: same images, same fingerprint
+    larger = train.prepare_splits(exp, source=folder, progress=False, image_size=24)
+    assert larger.train.images.shape[1:] == (24, 24, 3)
+    assert larger.fingerprint() == full.fingerprint() and larger.test.ids == full.test.ids
     with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
         train.prepare_splits(dataclasses.replace(exp, dataset="cifar"), source=folder)
 
