@@ -7,7 +7,7 @@ markers; ``replace_section`` rewrites what is between them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from helpers.paths import PROJECT_ROOT
@@ -41,20 +41,24 @@ def read_section(key: str, readme: Path | None = None) -> str:
     return content.split(start, 1)[1].split(end, 1)[0].strip()
 
 
-def results_table(analyses: Mapping[str, object], plain: str) -> str:
+def results_table(analyses: Mapping[str, object], plain: str | Collection[str]) -> str:
     """Markdown table of test-split results for ``helpers.evaluation.Analysis`` objects.
 
     Args:
-        analyses: name -> Analysis, multi-exit models and the plain baseline.
-        plain: the name of the plain baseline among them.
+        analyses: name -> Analysis, multi-exit models and the plain baselines.
+        plain: the name of the plain baseline among them, or the names of several
+            (one per input size, each the cost reference of the models of its size).
     """
+    plains = {plain} if isinstance(plain, str) else set(plain)
+    if missing := plains - set(analyses):
+        raise ValueError(f"plain baseline {sorted(missing)} not among the analyses {list(analyses)}")
     lines = [
         "| model | final-exit accuracy | tau* (chosen on val) | early-exit accuracy | relative cost (heads included) | predicted speed-up |",
         "|---|---|---|---|---|---|",
     ]
     for name, a in analyses.items():
         final = a.exit_accuracy("test")["final"]
-        if name == plain:
+        if name in plains:
             lines.append(f"| `{name}` | {final:.1%} | – | – | 1.00 | 1.00× |")
             continue
         at = a.at(split="test")

@@ -47,6 +47,21 @@ def test_results_table_numbers():
     assert "Test split: 2 images" in table
 
 
+def test_results_table_with_a_plain_baseline_per_input_size():
+    logits = np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
+    labels = np.array([0, 1])
+    multi = _analysis("multi", logits, labels, [0.4, 1.2], threshold=0.5)
+    plain = _analysis("plain", logits[:, 1:], labels, [1.0], threshold=0.0)
+    wrong = np.ascontiguousarray(logits[:, 1:, ::-1])  # the classes swapped: both samples wrong
+    plain_big = _analysis("plain-big", wrong, labels, [1.0], threshold=0.0)
+    table = report.results_table({"multi": multi, "plain": plain, "plain-big": plain_big}, ["plain", "plain-big"])
+    rows = table.splitlines()
+    assert rows[3] == "| `plain` | 100.0% | – | – | 1.00 | 1.00× |"
+    assert rows[4] == "| `plain-big` | 0.0% | – | – | 1.00 | 1.00× |"
+    with pytest.raises(ValueError, match="plain-128"):
+        report.results_table({"multi": multi, "plain": plain}, ["plain", "plain-128"])
+
+
 def test_notebook_seconds_and_stripping():
     nb = nbformat.v4.new_notebook()
     for start, end in (("2026-01-01T10:00:00.000000Z", "2026-01-01T10:00:30.000000Z"),
