@@ -219,3 +219,26 @@ def target_table(analyses: Mapping[str, object], main: str, plain: str, min_accu
     frame = pd.DataFrame(rows, columns=["target", "measured", "met"]).set_index("target")
     frame["met"] = frame["met"].astype(bool)
     return frame
+
+
+def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], min_accuracy: float,
+                  max_cost: float, tolerance: float = 0.01):
+    """``target_table`` for several models side by side, each against its own plain baseline.
+
+    Args:
+        analyses: name -> ``helpers.evaluation.Analysis``, the models and their baselines.
+        baselines: model name -> the name of its plain baseline (the same input size).
+        min_accuracy, max_cost, tolerance: as in ``target_table``.
+
+    Returns:
+        One row per target, columns ``measured (<model>)`` and ``met (<model>)`` (bool) per model.
+    """
+    import pandas as pd
+
+    if not baselines:
+        raise ValueError("no model to check against the targets")
+    return pd.concat(
+        [target_table(analyses, main, plain, min_accuracy, max_cost, tolerance).add_suffix(f" ({main})")
+         for main, plain in baselines.items()],
+        axis=1,
+    )

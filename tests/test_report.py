@@ -153,6 +153,22 @@ def test_target_table_checks_each_target():
     assert report.target_table({"m": multi, "p": plain}, "m", "p", 0.85, 1.0)["met"].all()
 
 
+def test_target_tables_check_each_model_against_its_own_baseline():
+    logits = np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
+    labels = np.array([0, 1])
+    multi = _analysis("multi", logits, labels, [0.5, 1.5], threshold=0.5)
+    plain = _analysis("plain", logits[:, 1:], np.array([0, 0]), [1.0], threshold=0.0)  # 50 %
+    sharp = _analysis("sharp", logits[:, 1:], labels, [1.0], threshold=0.0)  # 100 %
+    analyses = {"m": multi, "big": multi, "p": plain, "p-big": sharp}
+    table = report.target_tables(analyses, {"m": "p", "big": "p-big"}, min_accuracy=0.85, max_cost=0.5)
+    assert list(table.columns) == ["measured (m)", "met (m)", "measured (big)", "met (big)"]
+    assert table["measured (m)"].iloc[3] == "100.0% vs 50.0%"
+    assert table["measured (big)"].iloc[3] == "100.0% vs 100.0%"
+    assert table["met (big)"].tolist() == [True, True, False, True]
+    with pytest.raises(ValueError, match="no model"):
+        report.target_tables(analyses, {}, 0.85, 0.5)
+
+
 def test_target_table_says_when_early_exit_beats_the_final_exit():
     # sample 0: right and sure at exit 1, wrong at the final exit; sample 1: unsure, then right at the end
     logits = np.array([[[9.0, 0.0], [0.0, 5.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
