@@ -128,7 +128,9 @@ def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: st
     Writes ``model.keras`` without optimizer state (so it stays small),
     ``config.json`` (the run's, plus ``reference_name``, ``dataset``, ``kind`` (with the seed
     when it is not 0) and
-    the operating ``threshold`` tau* chosen on validation) and ``history.csv``.
+    the operating ``threshold`` tau* chosen on validation), ``history.csv`` and, when the
+    run has one, ``split.json`` (so ``helpers.benchmark --split test`` works on the
+    reference model).
     """
     import shutil
 
@@ -153,6 +155,8 @@ def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: st
     }
     (out / "config.json").write_text(json.dumps(config, indent=1))
     shutil.copyfile(run_dir / "history.csv", out / "history.csv")
+    if (run_dir / "split.json").is_file():
+        shutil.copyfile(run_dir / "split.json", out / "split.json")
     return out
 
 

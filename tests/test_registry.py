@@ -137,6 +137,14 @@ def test_publish_copies_a_run(run_dir, models_dir):
     assert (out / "history.csv").read_text() == (run_dir / "history.csv").read_text()
     assert registry.load("tiny-ref").class_names == CLASSES
     assert not list(out.glob(".partial*"))
+    assert not (out / "split.json").exists()  # the fixture run has none
+
+
+def test_publish_copies_the_split_for_the_benchmark(run_dir, models_dir):
+    ids = {"train": ["a/1.jpg"], "val": ["b/2.jpg"], "test": ["c/3.jpg"]}
+    (run_dir / "split.json").write_text(json.dumps(ids))
+    out = registry.publish(run_dir, "tiny-split", threshold=0.35)
+    assert json.loads((out / "split.json").read_text()) == ids
 
 
 def test_publish_names_a_seed_other_than_0(run_dir, models_dir):
