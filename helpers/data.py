@@ -499,27 +499,18 @@ def augmenter(seed: int = 0, strong: bool = False):
     import keras
     from keras import layers
 
-    if not strong:
-        return keras.Sequential(
-            [
-                layers.RandomFlip("horizontal", seed=seed),
-                layers.RandomZoom((-0.15, 0.15), seed=seed + 1, fill_mode="reflect"),
-                layers.RandomTranslation(0.1, 0.1, seed=seed + 2, fill_mode="reflect"),
-                layers.RandomContrast(0.2, seed=seed + 3),
-            ],
-            name="augment",
-        )
-    return keras.Sequential(
-        [
-            layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.05, seed=seed + 4, fill_mode="reflect"),
-            layers.RandomZoom((-0.3, 0.1), seed=seed + 1, fill_mode="reflect"),
-            layers.RandomTranslation(0.1, 0.1, seed=seed + 2, fill_mode="reflect"),
-            layers.RandomContrast(0.3, seed=seed + 3),
-            layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed + 5),
-        ],
-        name="augment_strong",
-    )
+    zoom, contrast = ((-0.3, 0.1), 0.3) if strong else ((-0.15, 0.15), 0.2)
+    steps = [layers.RandomFlip("horizontal", seed=seed)]
+    if strong:
+        steps.append(layers.RandomRotation(0.05, seed=seed + 4, fill_mode="reflect"))
+    steps += [
+        layers.RandomZoom(zoom, seed=seed + 1, fill_mode="reflect"),
+        layers.RandomTranslation(0.1, 0.1, seed=seed + 2, fill_mode="reflect"),
+        layers.RandomContrast(contrast, seed=seed + 3),
+    ]
+    if strong:
+        steps.append(layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed + 5))
+    return keras.Sequential(steps, name="augment_strong" if strong else "augment")
 
 
 def crop_flip(images, padding: int = 4, seed: int = 0):

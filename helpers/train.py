@@ -222,7 +222,8 @@ def train(
         epochs: overrides the experiment's number of epochs.
         quick: shrink the experiment and the data (``Experiment.quick``).
         seed: seed of weights initialisation, shuffling and augmentation.
-        precision: Keras dtype policy: ``float32``, ``mixed_bfloat16`` or ``mixed_float16``.
+        precision: Keras dtype policy: ``float32``, ``mixed_bfloat16``, ``mixed_float16``, or
+            ``auto`` for what ``default_precision`` picks on this machine.
         strategy: ``tf.distribute`` strategy name (see ``get_strategy``).
         verbose: ``model.fit`` verbosity (1: progress bar, 2: one line per epoch).
         overwrite: train again even if ``out_dir`` holds a finished run.
@@ -243,6 +244,8 @@ def train(
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {epochs}")
         exp = dataclasses.replace(exp, epochs=int(epochs))
+    if precision == "auto":
+        precision = default_precision()
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
     out_dir = Path(out_dir)
@@ -369,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = train(
             args.experiment, args.out, source=args.data_dir, npz=args.data_npz, epochs=args.epochs, quick=args.quick,
-            seed=args.seed, precision=default_precision() if args.precision == "auto" else args.precision,
+            seed=args.seed, precision=args.precision,
             strategy=args.strategy, verbose=1,
             overwrite=args.overwrite,
         )
