@@ -72,7 +72,7 @@ def results_table(analyses: Mapping[str, object], plain: str | Collection[str]) 
     return "\n".join(lines)
 
 
-def variant_table(analyses: Mapping[str, object], plain: str):
+def variant_table(analyses: Mapping[str, object], plain: str | Collection[str]):
     """One row per model comparing exit designs on the test split (notebook 05, README).
 
     Columns: the accuracy of the final exit and of the ensemble of exits (averaged
@@ -83,18 +83,20 @@ def variant_table(analyses: Mapping[str, object], plain: str):
 
     Args:
         analyses: name -> ``helpers.evaluation.Analysis``.
-        plain: the name of the plain baseline among them.
+        plain: the name of the plain baseline among them, or the names of several plain
+            networks (the same one trained on different budgets, say).
     """
     import pandas as pd
 
     from helpers.evaluation import ensemble_accuracy
 
+    plains = {plain} if isinstance(plain, str) else set(plain)
     rows = {}
     for name, a in analyses.items():
         logits, labels = a.split_data("test")
         final = a.exit_accuracy("test")["final"]
         row = {"exits": len(a.exit_names), "final acc": final, "ensemble acc": ensemble_accuracy(logits, labels)}
-        if name == plain:
+        if name in plains:
             row |= {"tau*": float("nan"), "early-exit acc": final, "drop (points)": 0.0,
                     "relative cost": 1.0, "MACs saved": 0.0}
         else:
@@ -242,3 +244,125 @@ def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], 
          for main, plain in baselines.items()],
         axis=1,
     )
+
+
+def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit: Sequence[str],
+                         min_accuracy: float, min_saving: float, tolerance: float = 0.01):
+    """Lesson 2's targets (notebook 05) against what the test split measured.
+
+    Rows: the plain network's accuracy at least ``min_accuracy``; every multi-exit
+    variant's final exit at least ``min_accuracy`` (measured: the lowest of them); the
+    best variant saving at least ``min_saving`` of the plain network's MACs (heads
+    included) at tau* with a test accuracy within ``tolerance`` of its own final exit.
+    tau* is each model's own, chosen on validation, so a variant whose test drop exceeds
+    ``tolerance`` does not count.
+
+    Returns:
+        One row per target; columns ``measured`` (text), ``short by`` (points, 0 when met)
+        and ``met`` (bool).
+
+    Raises:
+        ValueError: ``multi_exit`` is empty.
+    """
+    import pandas as pd
+
+    if not multi_exit:
+        raise ValueError("no multi-exit variant to check against the targets")
+    plain_acc = analyses[plain].exit_accuracy("test")["final"]
+    finals = {name: analyses[name].exit_accuracy("test")["final"] for name in multi_exit}
+    lowest = min(finals, key=finals.get)
+    eligible = {}  # variants within tolerance at tau*: name -> (saving, drop)
+    for name in multi_exit:
+        at = analyses[name].at(split="test")
+        drop = finals[name] - at["accuracy"]
+        if drop <= tolerance + 1e-9:  # a drop of exactly `tolerance` counts as within it
+            eligible[name] = (1 - at["relative_cost"], drop)
+    if eligible:
+        best = max(eligible, key=lambda n: eligible[n][0])
+        saving, drop = eligible[best]
+        saving_text = f"{saving:.1%} (`{best}`, {100 * drop:.1f} points below its final exit)"
+    else:
+        saving, saving_text = 0.0, f"none: no variant is within {100 * tolerance:g} point at tau*"
+    rows = [
+        (f"plain network ≥ {min_accuracy:.0%}", f"{plain_acc:.1%}", min_accuracy - plain_acc),
+        (f"every variant's final exit ≥ {min_accuracy:.0%}", f"{finals[lowest]:.1%} (lowest: `{lowest}`)",
+         min_accuracy - finals[lowest]),
+        (f"best variant saves ≥ {min_saving:.0%} of the MACs within {100 * tolerance:g} point of its final exit",
+         saving_text, min_saving - saving),
+    ]
+    frame = pd.DataFrame(rows, columns=["target", "measured", "short by"]).set_index("target")
+    frame["met"] = frame["short by"] <= 1e-12
+    frame["short by"] = (100 * frame["short by"]).clip(lower=0.0)
+    return frame
+
+
+def epochs_to_reach(epochs: Sequence[float], accuracies: Sequence[float], target: float) -> float:
+    """Extrapolate the epochs at which ``accuracy = a + b·log2(epochs)`` reaches ``target``.
+
+    The line is the least-squares fit through the runs of one recipe at several budgets:
+    accuracy rising by a constant amount per doubling of the epochs, a fair description
+    of a short schedule's gains and an optimistic one near the recipe's ceiling. It is an
+    extrapolation, not a measurement: train at the epochs it gives to check it.
+
+    Args:
+        epochs: each run's number of epochs (at least two different ones).
+        accuracies: each run's test accuracy, as a fraction.
+        target: the accuracy to reach, as a fraction.
+
+    Returns:
+        The epochs (not rounded); ``inf`` if accuracy does not rise with epochs.
+
+    Raises:
+        ValueError: the lists differ in length, an epoch count is not positive, or fewer
+            than two different epoch counts.
+    """
+    import numpy as np
+
+    x = np.asarray(epochs, dtype=float)
+    y = np.asarray(accuracies, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"{x.size} epoch counts but {y.size} accuracies")
+    if np.any(x <= 0):
+        raise ValueError(f"epoch counts must be positive, got {x.tolist()}")
+    if np.unique(x).size < 2:
+        raise ValueError("a trend needs runs at two or more different epoch counts")
+    slope, intercept = np.polyfit(np.log2(x), y, 1)
+    if slope <= 0:
+        return float("inf")
+    return float(2 ** ((target - intercept) / slope))
+
+
+def budget_lines(runs: Mapping[str, object], analyses: Mapping[str, object], plain_runs: Sequence[str],
+                 compared: Sequence[str], target: float) -> list[str]:
+    """What a recipe's budget bought and what would reach ``target`` (notebook 05, README).
+
+    Args:
+        runs: name -> a finished run (``helpers.train.TrainedRun``: ``config`` and ``history``
+            with a ``seconds`` column per epoch).
+        analyses: name -> ``helpers.evaluation.Analysis`` (test-split accuracy of the final exit).
+        plain_runs: the same plain network trained for different numbers of epochs.
+        compared: the networks trained on one budget for the comparison; their median epoch
+            times price a longer budget for all of them.
+        target: the final-exit accuracy to reach, as a fraction.
+
+    Returns:
+        One sentence per line: the comparison's budget, each plain run's accuracy, and
+        where ``epochs_to_reach`` puts ``target`` with the hours the compared networks
+        would train for that many epochs (or that accuracy did not rise with epochs).
+    """
+    epochs = [int(runs[n].config["experiment"]["epochs"]) for n in plain_runs]
+    final = [analyses[n].exit_accuracy("test")["final"] for n in plain_runs]
+    histories = [runs[n].history for n in compared]
+    counts = ", ".join(sorted({str(len(h)) for h in histories}, key=int))
+    lines = [f"the {len(compared)} networks of the comparison: {counts} epochs each, "
+             f"{sum(h['seconds'].sum() for h in histories) / 60:.0f} minutes of training in all"]
+    lines += [f"plain network, {e} epochs: {a:.1%}" for e, a in zip(epochs, final, strict=True)]
+    needed = epochs_to_reach(epochs, final, target)
+    if math.isinf(needed):
+        return lines + ["accuracy did not rise with the epochs here: no trend to extrapolate"]
+    reached = [e for e, a in zip(epochs, final, strict=True) if a >= target]
+    seconds_per_epoch = sum(h["seconds"].median() for h in histories)  # one epoch of each compared network
+    lines.append(f"{target:.0%} " + (f"reached at {min(reached)} epochs (measured); " if reached else "not reached; ")
+                 + f"the trend crosses it at about {needed:.0f} epochs, where the {len(compared)} networks would "
+                 f"train for about {needed * seconds_per_epoch / 3600:.1f} hours at their median epoch times")
+    return lines

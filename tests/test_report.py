@@ -195,3 +195,87 @@ def test_strip_tf_logs_keeps_everything_else():
     assert notebooks.strip_tf_logs(nb) == 2
     assert [o["text"] for o in nb.cells[0].outputs] == [
         "UserWarning: something the lesson shows\n", "I0000 looks like a log but is stdout\n"]
+
+
+def test_variant_target_table_counts_only_variants_within_the_tolerance():
+    labels = np.array([0, 1])
+    # a: sample 0 sure and right at exit 1 (cost 0.5), sample 1 unsure there, right at the end (1.1): saves 20 %
+    a = _analysis("a", np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
+                  labels, [0.5, 1.1], threshold=0.5)
+    # b: both sure at exit 1 (saves 75 %), but sample 1 is wrong there: 50 points below its final exit
+    b = _analysis("b", np.array([[[9.0, 0.0], [9.0, 0.0]], [[9.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
+                  labels, [0.25, 1.1], threshold=0.5)
+    plain = _analysis("p", np.array([[[9.0, 0.0]], [[9.0, 0.0]]], dtype=np.float32), labels, [1.0], 0.0)  # 50 %
+    analyses = {"a": a, "b": b, "p": plain}
+    table = report.variant_target_table(analyses, "p", ["a", "b"], min_accuracy=0.88, min_saving=0.4)
+    assert table["measured"].tolist() == [
+        "50.0%", "100.0% (lowest: `a`)", "20.0% (`a`, 0.0 points below its final exit)"]
+    assert table["short by"].tolist() == pytest.approx([38.0, 0.0, 20.0])
+    assert table["met"].tolist() == [False, True, False]
+    # 1 - 0.8 is 0.19999999999999996 in floating point: a saving of exactly the target meets it
+    assert report.variant_target_table(analyses, "p", ["a"], 0.88, 0.2)["met"].tolist() == [False, True, True]
+    only_b = report.variant_target_table(analyses, "p", ["b"], 0.88, 0.4)
+    assert only_b["measured"].iloc[2] == "none: no variant is within 1 point at tau*"
+    assert only_b["short by"].iloc[2] == pytest.approx(40.0)
+    with pytest.raises(ValueError, match="no multi-exit variant"):
+        report.variant_target_table(analyses, "p", [], 0.88, 0.4)
+
+
+def test_epochs_to_reach_extrapolates_per_doubling():
+    # 80 % at 8 epochs, 86 % at 32: 3 points per doubling, so 88 % is 2/3 of a doubling past 32
+    assert report.epochs_to_reach([8, 32], [0.80, 0.86], 0.88) == pytest.approx(32 * 2 ** (2 / 3))
+    assert report.epochs_to_reach([8, 32], [0.80, 0.86], 0.83) == pytest.approx(16.0)
+    # three runs: the least-squares line, here exact
+    assert report.epochs_to_reach([4, 8, 16], [0.70, 0.75, 0.80], 0.85) == pytest.approx(32.0)
+    assert report.epochs_to_reach([8, 32], [0.86, 0.80], 0.88) == float("inf")
+    with pytest.raises(ValueError, match="two or more different"):
+        report.epochs_to_reach([8, 8], [0.80, 0.81], 0.88)
+    with pytest.raises(ValueError, match="positive"):
+        report.epochs_to_reach([0, 8], [0.80, 0.81], 0.88)
+    with pytest.raises(ValueError, match="2 epoch counts but 1"):
+        report.epochs_to_reach([4, 8], [0.80], 0.88)
+
+
+def test_variant_table_rows_and_several_plain_networks():
+    labels = np.array([0, 1])
+    # sample 0 sure and right at exit 1 (cost 0.5), sample 1 unsure there, right at the end (1.1)
+    a = _analysis("a", np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
+                  labels, [0.5, 1.1], threshold=0.5)
+    plain = _analysis("p", np.array([[[9.0, 0.0]], [[9.0, 0.0]]], dtype=np.float32), labels, [1.0], 0.0)  # 50 %
+    table = report.variant_table({"a": a, "p": plain, "p-long": plain}, ["p", "p-long"])
+    assert table.loc["a"].tolist() == pytest.approx([2, 1.0, 1.0, 0.5, 1.0, 0.0, 0.8, 0.2])
+    for name in ("p", "p-long"):  # plain rows: no threshold, cost 1
+        row = table.loc[name]
+        assert np.isnan(row["tau*"]) and row["relative cost"] == 1.0 and row["early-exit acc"] == 0.5
+    # with one plain name the other plain network is treated as a variant: it gets a tau*
+    assert not np.isnan(report.variant_table({"a": a, "p": plain, "p-long": plain}, "p").loc["p-long", "tau*"])
+
+
+def test_budget_lines_measure_then_extrapolate():
+    import types
+
+    import pandas as pd
+
+    def plain(correct):  # four samples, all predicted class 0; `correct` of them are class 0
+        labels = np.array([0] * correct + [1] * (4 - correct))
+        return _analysis("p", np.tile(np.array([[[9.0, 0.0]]], dtype=np.float32), (4, 1, 1)), labels, [1.0], 0.0)
+
+    def run(epochs, seconds):
+        return types.SimpleNamespace(config={"experiment": {"epochs": epochs}},
+                                     history=pd.DataFrame({"seconds": seconds}))
+
+    runs = {"p8": run(8, [1.0] * 8), "p32": run(32, [1.0] * 32), "a": run(3, [10.0, 20.0, 30.0]), "b": run(2, [40.0, 40.0])}
+    analyses = {"p8": plain(2), "p32": plain(3)}  # 50 % at 8 epochs, 75 % at 32: 12.5 points per doubling
+    lines = report.budget_lines(runs, analyses, ["p8", "p32"], ["a", "b"], 0.88)
+    # 0.88 is (0.88 - 0.75) / 0.125 = 1.04 doublings past 32 epochs: 65.8 epochs, at 20 + 40 s an epoch 1.1 hours
+    assert lines == [
+        "the 2 networks of the comparison: 2, 3 epochs each, 2 minutes of training in all",
+        "plain network, 8 epochs: 50.0%", "plain network, 32 epochs: 75.0%",
+        "88% not reached; the trend crosses it at about 66 epochs, where the 2 networks would train for about "
+        "1.1 hours at their median epoch times",
+    ]
+    assert report.budget_lines(runs, analyses, ["p8", "p32"], ["a", "b"], 0.75)[-1].startswith(
+        "75% reached at 32 epochs (measured); the trend crosses it at about 32 epochs")
+    falling = {"p8": plain(3), "p32": plain(2)}
+    assert report.budget_lines(runs, falling, ["p8", "p32"], ["a", "b"], 0.88)[-1] == (
+        "accuracy did not rise with the epochs here: no trend to extrapolate")
