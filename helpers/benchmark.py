@@ -64,10 +64,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from helpers.evaluate import DEFAULT_THRESHOLD, default_threshold, threshold_note
 from helpers.policies import ExitRule, check_threshold, entropy_exit
 
 VARIANTS = ("full", "all_exits", "early_exit")
-DEFAULT_THRESHOLD = 0.5
 TARGETS = {
     "batched_efficiency": 0.9,
     "batch1_efficiency": 0.8,
@@ -636,7 +636,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--max-images must be at least 1, got {args.max_images}")
         _log(f"loading {args.model} ...", True)
         loaded = load(args.model)
-        threshold = args.threshold if args.threshold is not None else loaded.meta.get("threshold", DEFAULT_THRESHOLD)
+        threshold = args.threshold
+        if threshold is None:
+            threshold = default_threshold(loaded.meta)
+            note = threshold_note(loaded.meta)
+            if note:
+                print(note, file=sys.stderr)
         threshold = check_threshold(threshold)
         model = with_precision(loaded.model, args.precision)
         size = int(model.inputs[0].shape[1])

@@ -81,6 +81,28 @@ def default_threshold(meta: dict, policy: str = "entropy") -> float | int:
     return (meta.get("thresholds") or {}).get(spec.name, spec.default_threshold)
 
 
+def threshold_note(meta: dict, policy: str = "entropy") -> str | None:
+    """What the command line says when ``default_threshold`` has no recorded threshold to use.
+
+    A run folder of ``helpers.train`` records no tau* (``helpers.registry publish`` chooses
+    it), so its default is the policy's generic one: easy to miss in a table of results.
+
+    Returns:
+        A one-line note, or None when ``meta`` records the policy's threshold.
+    """
+    spec = resolve_policy(policy)
+    if spec.name == "entropy":
+        if "threshold" in meta:
+            return None
+        what = "tau*"
+    elif spec.name in (meta.get("thresholds") or {}):
+        return None
+    else:
+        what = f"{spec.name} threshold"
+    return (f"note: the model records no {what}; using the default {default_threshold(meta, spec.name)} "
+            "(pass --threshold, or publish the run with python -m helpers.registry publish to record tau*)")
+
+
 def _folder_logits(model, folder: str, class_names: list[str], batch_size: int, progress: bool):
     """Logits ``(N, E, K)`` and labels (in the model's label order) of every image under ``folder``."""
     size = int(model.inputs[0].shape[1])
@@ -179,6 +201,9 @@ def evaluate_model(
                        "val_relative_cost": val["relative_cost"]}
     elif threshold is None:
         threshold = default_threshold(loaded.meta, policy_spec.name)
+        note = threshold_note(loaded.meta, policy_spec.name)
+        if note:
+            print(note, file=sys.stderr)
     threshold = policy_spec.check(threshold)
     if data_npz is not None:
         logits, labels = _npz_logits(model, data_npz, loaded.class_names, batch_size)

@@ -137,6 +137,16 @@ def test_cli_json(run_folder, flower_folder, capsys):
     assert set(out["variants"]) == set(VARIANTS)
 
 
+def test_cli_says_when_the_model_records_no_threshold(run_folder, flower_folder, capsys):
+    main([str(run_folder), "--data-dir", str(flower_folder), "--json", *FAST])
+    assert "records no" not in capsys.readouterr().err  # tau* 0.6 is in config.json
+    (run_folder / "config.json").write_text(json.dumps({"class_names": FLOWERS}))  # a run, not published
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["threshold"] == 0.5
+    assert "note: the model records no tau*; using the default 0.5" in captured.err
+
+
 def test_cli_table_in_mixed_bfloat16(run_folder, flower_folder, capsys):
     argv = [str(run_folder), "--data-dir", str(flower_folder), "--threshold", "0.9",
             "--precision", "mixed_bfloat16", *FAST]

@@ -63,6 +63,25 @@ def test_text_report(model_dir, folder, capsys):
     assert "on 10 images" in out and "threshold 0.500" in out and "exit_1" in out and "final" in out
 
 
+def test_threshold_note_only_when_nothing_is_recorded():
+    assert evaluate.threshold_note({"threshold": 0.7}) is None
+    assert evaluate.threshold_note({}) == (
+        "note: the model records no tau*; using the default 0.5 "
+        "(pass --threshold, or publish the run with python -m helpers.registry publish to record tau*)")
+    assert evaluate.threshold_note({"thresholds": {"patience": 2}}, "patience") is None
+    assert evaluate.threshold_note({"threshold": 0.7}, "patience").startswith(
+        "note: the model records no patience threshold; using the default 2 ")
+
+
+def test_the_command_line_notes_a_default_threshold(model_dir, folder, capsys):
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--json"]) == 0
+    assert "records no" not in capsys.readouterr().err
+    (model_dir / "config.json").write_text(json.dumps({"class_names": ["daisy", "dandelion", "roses"]}))
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["threshold"] == 0.5 and "records no tau*" in captured.err
+
+
 def test_list_reference_models(tmp_path, monkeypatch, tiny_model, capsys):
     monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
     assert evaluate.main(["--list"]) == 0
