@@ -637,15 +637,16 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"loading {args.model} ...", True)
         loaded = load(args.model)
         threshold = args.threshold
+        note = None
         if threshold is None:
             threshold = default_threshold(loaded.meta)
             note = threshold_note(loaded.meta)
-            if note:
-                print(note, file=sys.stderr)
         threshold = check_threshold(threshold)
         model = with_precision(loaded.model, args.precision)
         size = int(model.inputs[0].shape[1])
         data = load_benchmark_data(data_dir, size, args.split, loaded.path.parent / "split.json", args.max_images)
+        if note:  # only once the images are known good, so that an input error stays one line
+            print(note, file=sys.stderr)
         from helpers.evaluate import remap_labels
 
         # Class folders are matched to the model's classes by name (a subset is fine).

@@ -199,16 +199,17 @@ def evaluate_model(
         budget_info = {"budget": float(budget), "validation": where, "val_images": int(len(val_labels)),
                        "threshold": threshold, "val_accuracy": val["accuracy"],
                        "val_relative_cost": val["relative_cost"]}
-    elif threshold is None:
+    note = None
+    if threshold is None:
         threshold = default_threshold(loaded.meta, policy_spec.name)
         note = threshold_note(loaded.meta, policy_spec.name)
-        if note:
-            print(note, file=sys.stderr)
     threshold = policy_spec.check(threshold)
     if data_npz is not None:
         logits, labels = _npz_logits(model, data_npz, loaded.class_names, batch_size)
     else:
         logits, labels = _folder_logits(model, data_dir, loaded.class_names, batch_size, progress)
+    if note:  # only once the images are known good, so that an input error stays one line
+        print(note, file=sys.stderr)
     at = evaluate_threshold(logits, labels, costs, threshold, policy_spec)
     accuracy = exit_accuracies(logits, labels)
     result = {
