@@ -297,20 +297,23 @@ def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit:
 
 
 def epochs_to_reach(epochs: Sequence[float], accuracies: Sequence[float], target: float) -> float:
-    """Extrapolate the epochs at which ``accuracy = a + b·log2(epochs)`` reaches ``target``.
+    """Extrapolate the epochs at which ``target`` is reached at the last doubling's gain.
 
-    The line is the least-squares fit through the runs of one recipe at several budgets:
-    accuracy rising by a constant amount per doubling of the epochs, a fair description
-    of a short schedule's gains and an optimistic one near the recipe's ceiling. It is an
-    extrapolation, not a measurement: train at the epochs it gives to check it.
+    The runs of one recipe at several budgets are sorted by epochs; the two longest give
+    the gain per doubling of the epochs (``(a2 - a1) / log2(e2 / e1)``), and the line of
+    that slope through the longest run says where ``target`` falls. Gains shrink as a
+    recipe nears its ceiling, so the last doubling is the least optimistic slope the runs
+    offer (a line through all runs would be pulled up by the large early gains); it is
+    still an extrapolation, not a measurement: train at the epochs it gives to check it.
 
     Args:
-        epochs: each run's number of epochs (at least two different ones).
+        epochs: each run's number of epochs (at least two different ones; runs with the
+            same count are averaged).
         accuracies: each run's test accuracy, as a fraction.
         target: the accuracy to reach, as a fraction.
 
     Returns:
-        The epochs (not rounded); ``inf`` if accuracy does not rise with epochs.
+        The epochs (not rounded); ``inf`` if accuracy did not rise over the last doubling.
 
     Raises:
         ValueError: the lists differ in length, an epoch count is not positive, or fewer
@@ -324,15 +327,17 @@ def epochs_to_reach(epochs: Sequence[float], accuracies: Sequence[float], target
         raise ValueError(f"{x.size} epoch counts but {y.size} accuracies")
     if np.any(x <= 0):
         raise ValueError(f"epoch counts must be positive, got {x.tolist()}")
-    if np.unique(x).size < 2:
+    counts = np.unique(x)
+    if counts.size < 2:
         raise ValueError("a trend needs runs at two or more different epoch counts")
-    slope, intercept = np.polyfit(np.log2(x), y, 1)
+    (e1, a1), (e2, a2) = [(e, float(y[x == e].mean())) for e in counts[-2:]]
+    slope = (a2 - a1) / math.log2(e2 / e1)  # accuracy per doubling
     if slope <= 0:
         return float("inf")
-    return float(2 ** ((target - intercept) / slope))
+    return float(e2 * 2 ** ((target - a2) / slope))
 
 
-def budget_lines(runs: Mapping[str, object], analyses: Mapping[str, object], plain_runs: Sequence[str],
+def budget_lines(runs: Mapping[str, object], analyses: Mapping[str, object], series: Mapping[str, Sequence[str]],
                  compared: Sequence[str], target: float) -> list[str]:
     """What a recipe's budget bought and what would reach ``target`` (notebook 05, README).
 
@@ -340,29 +345,42 @@ def budget_lines(runs: Mapping[str, object], analyses: Mapping[str, object], pla
         runs: name -> a finished run (``helpers.train.TrainedRun``: ``config`` and ``history``
             with a ``seconds`` column per epoch).
         analyses: name -> ``helpers.evaluation.Analysis`` (test-split accuracy of the final exit).
-        plain_runs: the same plain network trained for different numbers of epochs.
+        series: label -> the names of one network trained for different numbers of epochs
+            (for example ``{"plain network": ["plain", "plain-32ep"]}``).
         compared: the networks trained on one budget for the comparison; their median epoch
             times price a longer budget for all of them.
         target: the final-exit accuracy to reach, as a fraction.
 
     Returns:
-        One sentence per line: the comparison's budget, each plain run's accuracy, and
-        where ``epochs_to_reach`` puts ``target`` with the hours the compared networks
-        would train for that many epochs (or that accuracy did not rise with epochs).
+        One sentence per line: the comparison's budget; per series, each run's final-exit
+        accuracy and the fewest epochs that reached ``target`` (measured) or, if none did,
+        where ``epochs_to_reach`` puts it (or that the last doubling gained nothing); and, if
+        every series has such a count, the hours the compared networks would train for the
+        largest of them at their median epoch times.
     """
-    epochs = [int(runs[n].config["experiment"]["epochs"]) for n in plain_runs]
-    final = [analyses[n].exit_accuracy("test")["final"] for n in plain_runs]
     histories = [runs[n].history for n in compared]
     counts = ", ".join(sorted({str(len(h)) for h in histories}, key=int))
     lines = [f"the {len(compared)} networks of the comparison: {counts} epochs each, "
              f"{sum(h['seconds'].sum() for h in histories) / 60:.0f} minutes of training in all"]
-    lines += [f"plain network, {e} epochs: {a:.1%}" for e, a in zip(epochs, final, strict=True)]
-    needed = epochs_to_reach(epochs, final, target)
-    if math.isinf(needed):
-        return lines + ["accuracy did not rise with the epochs here: no trend to extrapolate"]
-    reached = [e for e, a in zip(epochs, final, strict=True) if a >= target]
-    seconds_per_epoch = sum(h["seconds"].median() for h in histories)  # one epoch of each compared network
-    lines.append(f"{target:.0%} " + (f"reached at {min(reached)} epochs (measured); " if reached else "not reached; ")
-                 + f"the trend crosses it at about {needed:.0f} epochs, where the {len(compared)} networks would "
-                 f"train for about {needed * seconds_per_epoch / 3600:.1f} hours at their median epoch times")
+    trends = []
+    for label, names in series.items():
+        epochs = [int(runs[n].config["experiment"]["epochs"]) for n in names]
+        final = [analyses[n].exit_accuracy("test")["final"] for n in names]
+        measured = ", ".join(f"{a:.1%} after {e} epochs" for e, a in zip(epochs, final, strict=True))
+        needed = epochs_to_reach(epochs, final, target)
+        reached = [e for e, a in zip(epochs, final, strict=True) if a >= target]
+        trends.append(min(reached) if reached else needed)  # a measurement beats an extrapolation
+        if reached:
+            verdict = f"{target:.0%} reached at {min(reached)} epochs (measured)"
+        elif math.isinf(needed):
+            verdict = f"{target:.0%} not reached, and the last doubling of the epochs gained nothing to extrapolate"
+        else:
+            verdict = (f"{target:.0%} not reached; at the last doubling's gain it would take about "
+                       f"{needed:.0f} epochs (an extrapolation)")
+        lines.append(f"{label}: {measured}; {verdict}")
+    if trends and not any(math.isinf(n) for n in trends):
+        needed = max(trends)
+        seconds_per_epoch = sum(h["seconds"].median() for h in histories)  # one epoch of each compared network
+        lines.append(f"training the {len(compared)} networks for {needed:.0f} epochs each would take about "
+                     f"{needed * seconds_per_epoch / 3600:.1f} hours here at their median epoch times")
     return lines

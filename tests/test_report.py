@@ -225,8 +225,11 @@ def test_epochs_to_reach_extrapolates_per_doubling():
     # 80 % at 8 epochs, 86 % at 32: 3 points per doubling, so 88 % is 2/3 of a doubling past 32
     assert report.epochs_to_reach([8, 32], [0.80, 0.86], 0.88) == pytest.approx(32 * 2 ** (2 / 3))
     assert report.epochs_to_reach([8, 32], [0.80, 0.86], 0.83) == pytest.approx(16.0)
-    # three runs: the least-squares line, here exact
-    assert report.epochs_to_reach([4, 8, 16], [0.70, 0.75, 0.80], 0.85) == pytest.approx(32.0)
+    # three runs: the last doubling sets the slope, not the large early gain (8 -> 2 points per doubling)
+    assert report.epochs_to_reach([4, 16, 8], [0.70, 0.80, 0.78], 0.84) == pytest.approx(64.0)
+    # runs at the same count are averaged: 0.79 at 16 epochs, 1 point over the last doubling, so 0.80 at 32
+    assert report.epochs_to_reach([8, 16, 16], [0.78, 0.78, 0.80], 0.80) == pytest.approx(32.0)
+    assert report.epochs_to_reach([4, 8, 16], [0.60, 0.80, 0.79], 0.85) == float("inf")  # rose, then fell
     assert report.epochs_to_reach([8, 32], [0.86, 0.80], 0.88) == float("inf")
     with pytest.raises(ValueError, match="two or more different"):
         report.epochs_to_reach([8, 8], [0.80, 0.81], 0.88)
@@ -264,18 +267,28 @@ def test_budget_lines_measure_then_extrapolate():
         return types.SimpleNamespace(config={"experiment": {"epochs": epochs}},
                                      history=pd.DataFrame({"seconds": seconds}))
 
-    runs = {"p8": run(8, [1.0] * 8), "p32": run(32, [1.0] * 32), "a": run(3, [10.0, 20.0, 30.0]), "b": run(2, [40.0, 40.0])}
-    analyses = {"p8": plain(2), "p32": plain(3)}  # 50 % at 8 epochs, 75 % at 32: 12.5 points per doubling
-    lines = report.budget_lines(runs, analyses, ["p8", "p32"], ["a", "b"], 0.88)
+    runs = {"p8": run(8, [1.0] * 8), "p32": run(32, [1.0] * 32), "m4": run(4, [1.0] * 4), "m8": run(8, [1.0] * 8),
+            "a": run(3, [10.0, 20.0, 30.0]), "b": run(2, [40.0, 40.0])}
+    analyses = {"p8": plain(2), "p32": plain(3),  # 50 % at 8 epochs, 75 % at 32: 12.5 points per doubling
+                "m4": plain(1), "m8": plain(2)}  # 25 % at 4 epochs, 50 % at 8: 25 points per doubling
+    lines = report.budget_lines(runs, analyses, {"plain": ["p8", "p32"]}, ["a", "b"], 0.88)
     # 0.88 is (0.88 - 0.75) / 0.125 = 1.04 doublings past 32 epochs: 65.8 epochs, at 20 + 40 s an epoch 1.1 hours
     assert lines == [
         "the 2 networks of the comparison: 2, 3 epochs each, 2 minutes of training in all",
-        "plain network, 8 epochs: 50.0%", "plain network, 32 epochs: 75.0%",
-        "88% not reached; the trend crosses it at about 66 epochs, where the 2 networks would train for about "
-        "1.1 hours at their median epoch times",
+        "plain: 50.0% after 8 epochs, 75.0% after 32 epochs; 88% not reached; at the last doubling's gain it "
+        "would take about 66 epochs (an extrapolation)",
+        "training the 2 networks for 66 epochs each would take about 1.1 hours here at their median epoch times",
     ]
-    assert report.budget_lines(runs, analyses, ["p8", "p32"], ["a", "b"], 0.75)[-1].startswith(
-        "75% reached at 32 epochs (measured); the trend crosses it at about 32 epochs")
+    # reached at 32 epochs, where the line crosses 0.70 at 2^((0.70 - 0.50) / 0.125) * 8 = 24.3 epochs:
+    # the measured 32 epochs price the budget (32 * 60 s = 0.5 hours), not the line's crossing
+    reached = report.budget_lines(runs, analyses, {"plain": ["p8", "p32"]}, ["a", "b"], 0.70)
+    assert reached[1].endswith("; 70% reached at 32 epochs (measured)")
+    assert reached[2].startswith("training the 2 networks for 32 epochs each would take about 0.5 hours")
+    # two series: the one furthest from the target sets the budget; m reaches 0.88 at 8 * 2^1.52 = 22.9 epochs
+    both = report.budget_lines(runs, analyses, {"m": ["m4", "m8"], "plain": ["p8", "p32"]}, ["a", "b"], 0.88)
+    assert both[1].endswith("would take about 23 epochs (an extrapolation)")
+    assert both[-1].startswith("training the 2 networks for 66 epochs each")
     falling = {"p8": plain(3), "p32": plain(2)}
-    assert report.budget_lines(runs, falling, ["p8", "p32"], ["a", "b"], 0.88)[-1] == (
-        "accuracy did not rise with the epochs here: no trend to extrapolate")
+    flat = report.budget_lines(runs, falling, {"plain": ["p8", "p32"]}, ["a", "b"], 0.88)
+    assert flat[-1] == ("plain: 75.0% after 8 epochs, 50.0% after 32 epochs; 88% not reached, "
+                        "and the last doubling of the epochs gained nothing to extrapolate")
