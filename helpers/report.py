@@ -367,16 +367,17 @@ def budget_lines(runs: Mapping[str, object], analyses: Mapping[str, object], ser
         epochs = [int(runs[n].config["experiment"]["epochs"]) for n in names]
         final = [analyses[n].exit_accuracy("test")["final"] for n in names]
         measured = ", ".join(f"{a:.1%} after {e} epochs" for e, a in zip(epochs, final, strict=True))
-        needed = epochs_to_reach(epochs, final, target)
         reached = [e for e, a in zip(epochs, final, strict=True) if a >= target]
-        trends.append(min(reached) if reached else needed)  # a measurement beats an extrapolation
-        if reached:
-            verdict = f"{target:.0%} reached at {min(reached)} epochs (measured)"
-        elif math.isinf(needed):
-            verdict = f"{target:.0%} not reached, and the last doubling of the epochs gained nothing to extrapolate"
+        if reached:  # a measurement beats an extrapolation
+            needed = min(reached)
+            verdict = f"{target:.0%} reached at {needed} epochs (measured)"
         else:
-            verdict = (f"{target:.0%} not reached; at the last doubling's gain it would take about "
+            needed = epochs_to_reach(epochs, final, target)
+            verdict = (f"{target:.0%} not reached, and the last doubling of the epochs gained nothing to extrapolate"
+                       if math.isinf(needed) else
+                       f"{target:.0%} not reached; at the last doubling's gain it would take about "
                        f"{needed:.0f} epochs (an extrapolation)")
+        trends.append(needed)
         lines.append(f"{label}: {measured}; {verdict}")
     if trends and not any(math.isinf(n) for n in trends):
         needed = max(trends)
