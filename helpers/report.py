@@ -246,6 +246,16 @@ def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], 
     )
 
 
+def saving_at_tau(analysis) -> tuple[float, float]:
+    """``(MACs saved, accuracy drop)`` of a multi-exit model at its tau* on the test split.
+
+    The saving is ``1 - relative cost`` (heads included); the drop is the final exit's
+    test accuracy minus the early-exit accuracy, both as fractions.
+    """
+    at = analysis.at(split="test")
+    return 1 - at["relative_cost"], analysis.exit_accuracy("test")["final"] - at["accuracy"]
+
+
 def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit: Sequence[str],
                          min_accuracy: float, min_saving: float, tolerance: float = 0.01):
     """Lesson 2's targets (notebook 05) against what the test split measured.
@@ -273,10 +283,9 @@ def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit:
     lowest = min(finals, key=finals.get)
     eligible = {}  # variants within tolerance at tau*: name -> (saving, drop)
     for name in multi_exit:
-        at = analyses[name].at(split="test")
-        drop = finals[name] - at["accuracy"]
+        saving, drop = saving_at_tau(analyses[name])
         if drop <= tolerance + 1e-9:  # a drop of exactly `tolerance` counts as within it
-            eligible[name] = (1 - at["relative_cost"], drop)
+            eligible[name] = (saving, drop)
     if eligible:
         best = max(eligible, key=lambda n: eligible[n][0])
         saving, drop = eligible[best]
@@ -297,12 +306,12 @@ def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit:
 
 
 def epochs_to_reach(epochs: Sequence[float], accuracies: Sequence[float], target: float) -> float:
-    """Extrapolate the epochs at which ``target`` is reached at the last doubling's gain.
+    """Extrapolate the epochs at which ``target`` is reached at the two longest runs' gain.
 
     The runs of one recipe at several budgets are sorted by epochs; the two longest give
     the gain per doubling of the epochs (``(a2 - a1) / log2(e2 / e1)``), and the line of
     that slope through the longest run says where ``target`` falls. Gains shrink as a
-    recipe nears its ceiling, so the last doubling is the least optimistic slope the runs
+    recipe nears its ceiling, so the longest runs give the least optimistic slope the runs
     offer (a line through all runs would be pulled up by the large early gains); it is
     still an extrapolation, not a measurement: train at the epochs it gives to check it.
 
@@ -313,7 +322,7 @@ def epochs_to_reach(epochs: Sequence[float], accuracies: Sequence[float], target
         target: the accuracy to reach, as a fraction.
 
     Returns:
-        The epochs (not rounded); ``inf`` if accuracy did not rise over the last doubling.
+        The epochs (not rounded); ``inf`` if accuracy did not rise between the two longest runs.
 
     Raises:
         ValueError: the lists differ in length, an epoch count is not positive, or fewer
@@ -337,8 +346,22 @@ def epochs_to_reach(epochs: Sequence[float], accuracies: Sequence[float], target
     return float(e2 * 2 ** ((target - a2) / slope))
 
 
+def _saving_line(label: str, epochs: Sequence[int], savings: Sequence[tuple[float, float]], min_saving: float,
+                 tolerance: float) -> str:
+    """One series' saving target sentence for ``budget_lines``."""
+    measured = ", ".join(f"{s:.1%} saved {100 * d:.1f} points below its final exit after {e} epochs"
+                         for e, (s, d) in zip(epochs, savings, strict=True))
+    met = [e for e, (s, d) in zip(epochs, savings, strict=True)
+           if s >= min_saving - 1e-12 and d <= tolerance + 1e-9]  # exactly at a limit counts as met
+    points = f"{100 * tolerance:g} point" + ("" if math.isclose(100 * tolerance, 1) else "s")
+    goal = f"saving target ({min_saving:.0%} of the MACs within {points})"
+    verdict = f"{goal} met at {min(met)} epochs (measured)" if met else f"{goal} not met by any of these runs"
+    return f"{label} at tau*: {measured}; {verdict}"
+
+
 def budget_lines(runs: Mapping[str, object], analyses: Mapping[str, object], series: Mapping[str, Sequence[str]],
-                 compared: Sequence[str], target: float) -> list[str]:
+                 compared: Sequence[str], target: float, min_saving: float | None = None,
+                 tolerance: float = 0.01) -> list[str]:
     """What a recipe's budget bought and what would reach ``target`` (notebook 05, README).
 
     Args:
@@ -350,13 +373,20 @@ def budget_lines(runs: Mapping[str, object], analyses: Mapping[str, object], ser
         compared: the networks trained on one budget for the comparison; their median epoch
             times price a longer budget for all of them.
         target: the final-exit accuracy to reach, as a fraction.
+        min_saving: the saving target: a multi-exit network should save at least this
+            share of the plain network's MACs at tau* (test split), within ``tolerance`` of
+            its own final exit's accuracy. ``None``: no saving sentences.
+        tolerance: the accuracy drop, as a fraction, that the saving target allows.
 
     Returns:
         One sentence per line: the comparison's budget; per series, each run's final-exit
         accuracy and the fewest epochs that reached ``target`` (measured) or, if none did,
-        where ``epochs_to_reach`` puts it (or that the last doubling gained nothing); and, if
-        every series has such a count, the hours the compared networks would train for the
-        largest of them at their median epoch times.
+        where ``epochs_to_reach`` puts it (or that the two longest runs gained nothing); with
+        ``min_saving``, per multi-exit series, each run's saving and drop at tau* and the
+        fewest epochs that met the saving target (measured only: a saving within a
+        tolerance has no trend to extend); and, if every series has an epoch count for
+        ``target``, the hours the compared networks would train for the largest of them
+        at their median epoch times.
     """
     histories = [runs[n].history for n in compared]
     counts = ", ".join(sorted({str(len(h)) for h in histories}, key=int))
@@ -373,12 +403,15 @@ def budget_lines(runs: Mapping[str, object], analyses: Mapping[str, object], ser
             verdict = f"{target:.0%} reached at {needed} epochs (measured)"
         else:
             needed = epochs_to_reach(epochs, final, target)
-            verdict = (f"{target:.0%} not reached, and the last doubling of the epochs gained nothing to extrapolate"
+            verdict = (f"{target:.0%} not reached, and its two longest runs gained nothing to extrapolate"
                        if math.isinf(needed) else
-                       f"{target:.0%} not reached; at the last doubling's gain it would take about "
-                       f"{needed:.0f} epochs (an extrapolation)")
+                       f"{target:.0%} not reached; at its two longest runs' gain per doubling of the epochs it "
+                       f"would take about {needed:.0f} epochs (an extrapolation)")
         trends.append(needed)
         lines.append(f"{label}: {measured}; {verdict}")
+        if min_saving is not None and len(analyses[names[0]].exit_names) > 1:
+            lines.append(_saving_line(label, epochs, [saving_at_tau(analyses[n]) for n in names],
+                                      min_saving, tolerance))
     if trends and not any(math.isinf(n) for n in trends):
         needed = max(trends)
         seconds_per_epoch = sum(h["seconds"].median() for h in histories)  # one epoch of each compared network

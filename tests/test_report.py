@@ -275,8 +275,8 @@ def test_budget_lines_measure_then_extrapolate():
     # 0.88 is (0.88 - 0.75) / 0.125 = 1.04 doublings past 32 epochs: 65.8 epochs, at 20 + 40 s an epoch 1.1 hours
     assert lines == [
         "the 2 networks of the comparison: 2, 3 epochs each, 2 minutes of training in all",
-        "plain: 50.0% after 8 epochs, 75.0% after 32 epochs; 88% not reached; at the last doubling's gain it "
-        "would take about 66 epochs (an extrapolation)",
+        "plain: 50.0% after 8 epochs, 75.0% after 32 epochs; 88% not reached; at its two longest runs' gain per "
+        "doubling of the epochs it would take about 66 epochs (an extrapolation)",
         "training the 2 networks for 66 epochs each would take about 1.1 hours here at their median epoch times",
     ]
     # reached at 32 epochs, where the line crosses 0.70 at 2^((0.70 - 0.50) / 0.125) * 8 = 24.3 epochs:
@@ -291,4 +291,43 @@ def test_budget_lines_measure_then_extrapolate():
     falling = {"p8": plain(3), "p32": plain(2)}
     flat = report.budget_lines(runs, falling, {"plain": ["p8", "p32"]}, ["a", "b"], 0.88)
     assert flat[-1] == ("plain: 75.0% after 8 epochs, 50.0% after 32 epochs; 88% not reached, "
-                        "and the last doubling of the epochs gained nothing to extrapolate")
+                        "and its two longest runs gained nothing to extrapolate")
+
+
+def test_budget_lines_saving_target_per_multi_exit_series():
+    import types
+
+    import pandas as pd
+
+    labels = np.array([0, 1])
+    # a: sample 0 sure and right at exit 1 (cost 0.5), sample 1 right at the end (1.1): saves 20 %, no drop
+    a = _analysis("a", np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
+                  labels, [0.5, 1.1], threshold=0.5)
+    # b: both leave at exit 1 (saves 75 %), sample 1 wrongly: 50 points below its final exit
+    b = _analysis("b", np.array([[[9.0, 0.0], [9.0, 0.0]], [[9.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
+                  labels, [0.25, 1.1], threshold=0.5)
+    plain = _analysis("p", np.array([[[9.0, 0.0]], [[9.0, 0.0]]], dtype=np.float32), labels, [1.0], 0.0)  # 50 %
+    assert report.saving_at_tau(a) == pytest.approx((0.2, 0.0))
+    assert report.saving_at_tau(b) == pytest.approx((0.75, 0.5))
+
+    def run(epochs):
+        return types.SimpleNamespace(config={"experiment": {"epochs": epochs}},
+                                     history=pd.DataFrame({"seconds": [60.0] * epochs}))
+
+    runs = {"m8": run(8), "m16": run(16), "p8": run(8), "p16": run(16)}
+    analyses = {"m8": b, "m16": a, "p8": plain, "p16": plain}
+    series = {"m": ["m8", "m16"], "p": ["p8", "p16"]}
+    lines = report.budget_lines(runs, analyses, series, ["m8", "p8"], 0.88, min_saving=0.2)
+    assert lines[1] == "m: 100.0% after 8 epochs, 100.0% after 16 epochs; 88% reached at 8 epochs (measured)"
+    # 1 - 0.8 is 0.19999999999999996: a saving of exactly the target meets it; 8 epochs drop too far
+    assert lines[2] == ("m at tau*: 75.0% saved 50.0 points below its final exit after 8 epochs, 20.0% saved "
+                        "0.0 points below its final exit after 16 epochs; saving target (20% of the MACs within "
+                        "1 point) met at 16 epochs (measured)")
+    assert lines[3].startswith("p: 50.0% after 8 epochs")  # a plain series gets no saving sentence
+    assert len(lines) == 4  # p gained nothing over its doubling: no budget to price
+    higher = report.budget_lines(runs, analyses, series, ["m8", "p8"], 0.88, min_saving=0.4)
+    assert higher[2].endswith("saving target (40% of the MACs within 1 point) not met by any of these runs")
+    # a looser tolerance admits the 8-epoch run's 50-point drop
+    loose = report.budget_lines(runs, analyses, series, ["m8", "p8"], 0.88, min_saving=0.4, tolerance=0.5)
+    assert loose[2].endswith("saving target (40% of the MACs within 50 points) met at 8 epochs (measured)")
+    assert len(report.budget_lines(runs, analyses, series, ["m8", "p8"], 0.88)) == 3  # no min_saving, no sentence
