@@ -197,7 +197,8 @@ def test_strip_tf_logs_keeps_everything_else():
         "UserWarning: something the lesson shows\n", "I0000 looks like a log but is stdout\n"]
 
 
-def test_variant_target_table_counts_only_variants_within_the_tolerance():
+def _two_variants_and_plain():
+    """Two 2-exit variants and a plain network on two samples (labels 0 and 1)."""
     labels = np.array([0, 1])
     # a: sample 0 sure and right at exit 1 (cost 0.5), sample 1 unsure there, right at the end (1.1): saves 20 %
     a = _analysis("a", np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
@@ -206,6 +207,11 @@ def test_variant_target_table_counts_only_variants_within_the_tolerance():
     b = _analysis("b", np.array([[[9.0, 0.0], [9.0, 0.0]], [[9.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
                   labels, [0.25, 1.1], threshold=0.5)
     plain = _analysis("p", np.array([[[9.0, 0.0]], [[9.0, 0.0]]], dtype=np.float32), labels, [1.0], 0.0)  # 50 %
+    return a, b, plain
+
+
+def test_variant_target_table_counts_only_variants_within_the_tolerance():
+    a, b, plain = _two_variants_and_plain()
     analyses = {"a": a, "b": b, "p": plain}
     table = report.variant_target_table(analyses, "p", ["a", "b"], min_accuracy=0.88, min_saving=0.4)
     assert table["measured"].tolist() == [
@@ -240,11 +246,7 @@ def test_epochs_to_reach_extrapolates_per_doubling():
 
 
 def test_variant_table_rows_and_several_plain_networks():
-    labels = np.array([0, 1])
-    # sample 0 sure and right at exit 1 (cost 0.5), sample 1 unsure there, right at the end (1.1)
-    a = _analysis("a", np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
-                  labels, [0.5, 1.1], threshold=0.5)
-    plain = _analysis("p", np.array([[[9.0, 0.0]], [[9.0, 0.0]]], dtype=np.float32), labels, [1.0], 0.0)  # 50 %
+    a, _, plain = _two_variants_and_plain()
     table = report.variant_table({"a": a, "p": plain, "p-long": plain}, ["p", "p-long"])
     assert table.loc["a"].tolist() == pytest.approx([2, 1.0, 1.0, 0.5, 1.0, 0.0, 0.8, 0.2])
     for name in ("p", "p-long"):  # plain rows: no threshold, cost 1
@@ -299,14 +301,7 @@ def test_budget_lines_saving_target_per_multi_exit_series():
 
     import pandas as pd
 
-    labels = np.array([0, 1])
-    # a: sample 0 sure and right at exit 1 (cost 0.5), sample 1 right at the end (1.1): saves 20 %, no drop
-    a = _analysis("a", np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
-                  labels, [0.5, 1.1], threshold=0.5)
-    # b: both leave at exit 1 (saves 75 %), sample 1 wrongly: 50 points below its final exit
-    b = _analysis("b", np.array([[[9.0, 0.0], [9.0, 0.0]], [[9.0, 0.0], [0.0, 5.0]]], dtype=np.float32),
-                  labels, [0.25, 1.1], threshold=0.5)
-    plain = _analysis("p", np.array([[[9.0, 0.0]], [[9.0, 0.0]]], dtype=np.float32), labels, [1.0], 0.0)  # 50 %
+    a, b, plain = _two_variants_and_plain()
     assert report.saving_at_tau(a) == pytest.approx((0.2, 0.0))
     assert report.saving_at_tau(b) == pytest.approx((0.75, 0.5))
 
