@@ -246,6 +246,11 @@ def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], 
     )
 
 
+def _within(drop: float, tolerance: float) -> bool:
+    """Whether an accuracy ``drop`` stays within ``tolerance`` (exactly at it counts as within)."""
+    return drop <= tolerance + 1e-9
+
+
 def saving_at_tau(analysis) -> tuple[float, float]:
     """``(MACs saved, accuracy drop)`` of a multi-exit model at its tau* on the test split.
 
@@ -284,7 +289,7 @@ def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit:
     eligible = {}  # variants within tolerance at tau*: name -> (saving, drop)
     for name in multi_exit:
         saving, drop = saving_at_tau(analyses[name])
-        if drop <= tolerance + 1e-9:  # a drop of exactly `tolerance` counts as within it
+        if _within(drop, tolerance):
             eligible[name] = (saving, drop)
     if eligible:
         best = max(eligible, key=lambda n: eligible[n][0])
@@ -352,7 +357,7 @@ def _saving_line(label: str, epochs: Sequence[int], savings: Sequence[tuple[floa
     measured = ", ".join(f"{s:.1%} saved {100 * d:.1f} points below its final exit after {e} epochs"
                          for e, (s, d) in zip(epochs, savings, strict=True))
     met = [e for e, (s, d) in zip(epochs, savings, strict=True)
-           if s >= min_saving - 1e-12 and d <= tolerance + 1e-9]  # exactly at a limit counts as met
+           if s >= min_saving - 1e-12 and _within(d, tolerance)]  # a saving of exactly the target meets it
     points = f"{100 * tolerance:g} point" + ("" if math.isclose(100 * tolerance, 1) else "s")
     goal = f"saving target ({min_saving:.0%} of the MACs within {points})"
     verdict = f"{goal} met at {min(met)} epochs (measured)" if met else f"{goal} not met by any of these runs"

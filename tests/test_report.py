@@ -256,21 +256,23 @@ def test_variant_table_rows_and_several_plain_networks():
     assert not np.isnan(report.variant_table({"a": a, "p": plain, "p-long": plain}, "p").loc["p-long", "tau*"])
 
 
-def test_budget_lines_measure_then_extrapolate():
+def _run(epochs, seconds=None):
+    """A stand-in for a finished ``helpers.train.TrainedRun``: its epochs and per-epoch seconds (60 by default)."""
     import types
 
     import pandas as pd
 
+    seconds = [60.0] * epochs if seconds is None else seconds
+    return types.SimpleNamespace(config={"experiment": {"epochs": epochs}}, history=pd.DataFrame({"seconds": seconds}))
+
+
+def test_budget_lines_measure_then_extrapolate():
     def plain(correct):  # four samples, all predicted class 0; `correct` of them are class 0
         labels = np.array([0] * correct + [1] * (4 - correct))
         return _analysis("p", np.tile(np.array([[[9.0, 0.0]]], dtype=np.float32), (4, 1, 1)), labels, [1.0], 0.0)
 
-    def run(epochs, seconds):
-        return types.SimpleNamespace(config={"experiment": {"epochs": epochs}},
-                                     history=pd.DataFrame({"seconds": seconds}))
-
-    runs = {"p8": run(8, [1.0] * 8), "p32": run(32, [1.0] * 32), "m4": run(4, [1.0] * 4), "m8": run(8, [1.0] * 8),
-            "a": run(3, [10.0, 20.0, 30.0]), "b": run(2, [40.0, 40.0])}
+    runs = {"p8": _run(8, [1.0] * 8), "p32": _run(32, [1.0] * 32), "m4": _run(4, [1.0] * 4),
+            "m8": _run(8, [1.0] * 8), "a": _run(3, [10.0, 20.0, 30.0]), "b": _run(2, [40.0, 40.0])}
     analyses = {"p8": plain(2), "p32": plain(3),  # 50 % at 8 epochs, 75 % at 32: 12.5 points per doubling
                 "m4": plain(1), "m8": plain(2)}  # 25 % at 4 epochs, 50 % at 8: 25 points per doubling
     lines = report.budget_lines(runs, analyses, {"plain": ["p8", "p32"]}, ["a", "b"], 0.88)
@@ -297,19 +299,11 @@ def test_budget_lines_measure_then_extrapolate():
 
 
 def test_budget_lines_saving_target_per_multi_exit_series():
-    import types
-
-    import pandas as pd
-
     a, b, plain = _two_variants_and_plain()
     assert report.saving_at_tau(a) == pytest.approx((0.2, 0.0))
     assert report.saving_at_tau(b) == pytest.approx((0.75, 0.5))
 
-    def run(epochs):
-        return types.SimpleNamespace(config={"experiment": {"epochs": epochs}},
-                                     history=pd.DataFrame({"seconds": [60.0] * epochs}))
-
-    runs = {"m8": run(8), "m16": run(16), "p8": run(8), "p16": run(16)}
+    runs = {"m8": _run(8), "m16": _run(16), "p8": _run(8), "p16": _run(16)}
     analyses = {"m8": b, "m16": a, "p8": plain, "p16": plain}
     series = {"m": ["m8", "m16"], "p": ["p8", "p16"]}
     lines = report.budget_lines(runs, analyses, series, ["m8", "p8"], 0.88, min_saving=0.2)
