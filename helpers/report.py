@@ -246,9 +246,17 @@ def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], 
     )
 
 
+_TIE = 1e-9  # floating-point slack: a value exactly at a limit counts as meeting it (1 - 0.8 < 0.2)
+
+
 def _within(drop: float, tolerance: float) -> bool:
     """Whether an accuracy ``drop`` stays within ``tolerance`` (exactly at it counts as within)."""
-    return drop <= tolerance + 1e-9
+    return drop <= tolerance + _TIE
+
+
+def _reaches(value: float, minimum: float) -> bool:
+    """Whether ``value`` is at least ``minimum`` (exactly at it counts as reaching it)."""
+    return value >= minimum - _TIE
 
 
 def saving_at_tau(analysis) -> tuple[float, float]:
@@ -305,7 +313,7 @@ def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit:
          saving_text, min_saving - saving),
     ]
     frame = pd.DataFrame(rows, columns=["target", "measured", "short by"]).set_index("target")
-    frame["met"] = frame["short by"] <= 1e-12
+    frame["met"] = frame["short by"] <= _TIE  # short by nothing (up to rounding) meets the target
     frame["short by"] = (100 * frame["short by"]).clip(lower=0.0)
     return frame
 
@@ -357,7 +365,7 @@ def _saving_line(label: str, epochs: Sequence[int], savings: Sequence[tuple[floa
     measured = ", ".join(f"{s:.1%} saved {100 * d:.1f} points below its final exit after {e} epochs"
                          for e, (s, d) in zip(epochs, savings, strict=True))
     met = [e for e, (s, d) in zip(epochs, savings, strict=True)
-           if s >= min_saving - 1e-12 and _within(d, tolerance)]  # a saving of exactly the target meets it
+           if _reaches(s, min_saving) and _within(d, tolerance)]
     points = f"{100 * tolerance:g} point" + ("" if math.isclose(100 * tolerance, 1) else "s")
     goal = f"saving target ({min_saving:.0%} of the MACs within {points})"
     verdict = f"{goal} met at {min(met)} epochs (measured)" if met else f"{goal} not met by any of these runs"
