@@ -79,6 +79,28 @@ def strip_tf_logs(nb) -> int:
     return removed
 
 
+OBJECT_REPR = re.compile(r"^<[\w.]+ (object )?at 0x[0-9a-fA-F]+>$")
+
+
+def strip_object_reprs(nb) -> int:
+    """Drop default ``<… at 0x…>`` text reprs from outputs that have a richer one; return how many.
+
+    A pandas ``Styler`` shown as a cell's result carries its HTML table and, as
+    ``text/plain``, only its memory address: it says nothing and changes on every run,
+    so a rerun would rewrite it in the committed notebook. Outputs with nothing but the
+    text repr keep it.
+    """
+    removed = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            text = data.get("text/plain", "")
+            if len(data) > 1 and OBJECT_REPR.match(text if isinstance(text, str) else "".join(text)):
+                del data["text/plain"]
+                removed += 1
+    return removed
+
+
 def execute(path: Path) -> float:
     """Execute one notebook in place; return its wall time in seconds."""
     import nbformat
@@ -99,6 +121,7 @@ def execute(path: Path) -> float:
         seconds = notebook_seconds(nb) or (time.perf_counter() - start)
         strip_execution_metadata(nb)
         strip_tf_logs(nb)
+        strip_object_reprs(nb)
         nbformat.write(nb, path)
     return seconds
 

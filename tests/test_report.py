@@ -197,6 +197,23 @@ def test_strip_tf_logs_keeps_everything_else():
         "UserWarning: something the lesson shows\n", "I0000 looks like a log but is stdout\n"]
 
 
+
+def test_strip_object_reprs_only_where_a_richer_output_remains():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    styler = {"text/html": "<table></table>", "text/plain": "<pandas.io.formats.style.Styler at 0x7f3f787b5cd0>"}
+    cell.outputs = [
+        nbformat.v4.new_output("execute_result", data=dict(styler), execution_count=1),
+        nbformat.v4.new_output("display_data", data={"text/plain": "<object object at 0x7f00>"}),  # nothing else
+        nbformat.v4.new_output("display_data", data={"text/html": "<b>a</b>", "text/plain": "   a\n0  1"}),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "<Figure size 640x480 with 1 Axes>"}),
+    ]
+    nb.cells.append(cell)
+    assert notebooks.strip_object_reprs(nb) == 1
+    assert [sorted(o["data"]) for o in nb.cells[0].outputs] == [
+        ["text/html"], ["text/plain"], ["text/html", "text/plain"], ["image/png", "text/plain"]]
+    nbformat.validate(nb)
+
 def _two_variants_and_plain():
     """Two 2-exit variants and a plain network on two samples (labels 0 and 1)."""
     labels = np.array([0, 1])
