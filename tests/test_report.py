@@ -197,7 +197,6 @@ def test_strip_tf_logs_keeps_everything_else():
         "UserWarning: something the lesson shows\n", "I0000 looks like a log but is stdout\n"]
 
 
-
 def test_strip_object_reprs_only_where_a_richer_output_remains():
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x")
@@ -213,6 +212,7 @@ def test_strip_object_reprs_only_where_a_richer_output_remains():
     assert [sorted(o["data"]) for o in nb.cells[0].outputs] == [
         ["text/html"], ["text/plain"], ["text/html", "text/plain"], ["image/png", "text/plain"]]
     nbformat.validate(nb)
+
 
 def _two_variants_and_plain():
     """Two 2-exit variants and a plain network on two samples (labels 0 and 1)."""
