@@ -94,8 +94,7 @@ def strip_object_reprs(nb) -> int:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            text = data.get("text/plain", "")
-            if len(data) > 1 and OBJECT_REPR.match(text if isinstance(text, str) else "".join(text)):
+            if len(data) > 1 and OBJECT_REPR.match(data.get("text/plain", "")):  # nbformat joins lines
                 del data["text/plain"]
                 removed += 1
     return removed

@@ -202,7 +202,7 @@ def test_strip_object_reprs_only_where_a_richer_output_remains():
     cell = nbformat.v4.new_code_cell("x")
     styler = {"text/html": "<table></table>", "text/plain": "<pandas.io.formats.style.Styler at 0x7f3f787b5cd0>"}
     cell.outputs = [
-        nbformat.v4.new_output("execute_result", data=dict(styler), execution_count=1),
+        nbformat.v4.new_output("execute_result", data=styler, execution_count=1),
         nbformat.v4.new_output("display_data", data={"text/plain": "<object object at 0x7f00>"}),  # nothing else
         nbformat.v4.new_output("display_data", data={"text/html": "<b>a</b>", "text/plain": "   a\n0  1"}),
         nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "<Figure size 640x480 with 1 Axes>"}),
