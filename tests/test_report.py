@@ -265,12 +265,25 @@ def test_epochs_to_reach_extrapolates_per_doubling():
 def test_variant_table_rows_and_several_plain_networks():
     a, _, plain = _two_variants_and_plain()
     table = report.variant_table({"a": a, "p": plain, "p-long": plain}, ["p", "p-long"])
-    assert table.loc["a"].tolist() == pytest.approx([2, 1.0, 1.0, 0.5, 1.0, 0.0, 0.8, 0.2])
+    assert table.loc["a"].tolist() == pytest.approx([2, 1.0, 1.0, 0.5, 1.0, 0.0, 0.0, 0.8, 0.2])
     for name in ("p", "p-long"):  # plain rows: no threshold, cost 1
         row = table.loc[name]
         assert np.isnan(row["tau*"]) and row["relative cost"] == 1.0 and row["early-exit acc"] == 0.5
     # with one plain name the other plain network is treated as a variant: it gets a tau*
     assert not np.isnan(report.variant_table({"a": a, "p": plain, "p-long": plain}, "p").loc["p-long", "tau*"])
+
+
+def test_variant_table_reports_the_drop_on_validation_beside_the_drop_on_test():
+    a, _, plain = _two_variants_and_plain()
+    # on validation sample 1 is sure at exit 1 and wrong there (right at the final exit): tau* = 0.5 lets it
+    # leave wrong, 50 points below the final exit, while on test it stays and nothing is lost
+    val_logits = np.array([[[9.0, 0.0], [9.0, 0.0]], [[9.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
+    moved = Analysis("a", a.exit_names, a.class_names, a.costs, val_logits, a.val_labels,
+                     a.test_logits, a.test_labels, a.threshold, a.tolerance)
+    table = report.variant_table({"a": moved, "p": plain}, "p")
+    assert table.loc["a", "drop (points)"] == pytest.approx(0.0)
+    assert table.loc["a", "val drop (points)"] == pytest.approx(50.0)
+    assert table.loc["p", "val drop (points)"] == 0.0
 
 
 def _run(epochs, seconds=None):
