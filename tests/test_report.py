@@ -1,5 +1,7 @@
 """Generated README sections (helpers.report) and notebook timing (helpers.notebooks)."""
 
+import dataclasses
+
 import nbformat
 import numpy as np
 import pytest
@@ -278,8 +280,7 @@ def test_variant_table_reports_the_drop_on_validation_beside_the_drop_on_test():
     # on validation sample 1 is sure at exit 1 and wrong there (right at the final exit): tau* = 0.5 lets it
     # leave wrong, 50 points below the final exit, while on test it stays and nothing is lost
     val_logits = np.array([[[9.0, 0.0], [9.0, 0.0]], [[9.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
-    moved = Analysis("a", a.exit_names, a.class_names, a.costs, val_logits, a.val_labels,
-                     a.test_logits, a.test_labels, a.threshold, a.tolerance)
+    moved = dataclasses.replace(a, val_logits=val_logits)
     table = report.variant_table({"a": moved, "p": plain}, "p")
     assert table.loc["a", "drop (points)"] == pytest.approx(0.0)
     assert table.loc["a", "val drop (points)"] == pytest.approx(50.0)
