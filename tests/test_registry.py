@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import keras
 import numpy as np
 import pytest
 
-from helpers import models, paths, registry
+from helpers import experiments, models, paths, registry
 
 CLASSES = ["cats", "dogs", "owls"]
 
@@ -74,6 +75,27 @@ def test_resolve_unknown_without_reference_models(tmp_path, monkeypatch):
     assert registry.reference_names() == []
     with pytest.raises(FileNotFoundError, match="none shipped yet"):
         registry.resolve(tmp_path)  # an existing folder without model.keras is no run either
+
+
+def test_every_shipped_reference_model_is_named_after_its_run():
+    """A reference name says what trained it: its experiment at the experiment's own epochs
+    and seed 0, or the experiment's name with an ``-<N>ep`` or ``-seed<S>`` suffix for what differs."""
+    shipped = registry.reference_names()
+    if not shipped:
+        pytest.skip("this checkout ships no reference models")
+    for name in shipped:
+        config = json.loads((registry.MODELS_DIR / name / "config.json").read_text())
+        trained = config["experiment"]
+        assert config["reference_name"] == name
+        assert name.startswith(trained["name"]), name
+        suffix = name.removeprefix(trained["name"])
+        default_epochs = experiments.get_experiment(trained["name"]).epochs
+        if not suffix:
+            assert (trained["epochs"], config["seed"]) == (default_epochs, 0), name
+        elif re.fullmatch(r"-\d+ep", suffix):
+            assert trained["epochs"] == int(suffix[1:-2]) != default_epochs, name
+        else:
+            assert suffix == f"-seed{config['seed']}", name
 
 
 # --------------------------------------------------------------------------- load
