@@ -85,11 +85,17 @@ class Splits:
 
     def fingerprint(self) -> str:
         """Short hash of the three id lists: equal fingerprints mean identical splits."""
-        h = hashlib.sha256()
-        for part in (self.train, self.val, self.test):
-            h.update("\n".join(part.ids).encode())
-            h.update(b"\x00")
-        return h.hexdigest()[:16]
+        return split_fingerprint({"train": self.train.ids, "val": self.val.ids, "test": self.test.ids})
+
+
+def split_fingerprint(ids: dict[str, Sequence[str]]) -> str:
+    """``Splits.fingerprint`` of the id lists ``ids["train"]``, ``["val"]`` and ``["test"]``,
+    e.g. of a run's ``split.json``."""
+    h = hashlib.sha256()
+    for part in ("train", "val", "test"):
+        h.update("\n".join(ids[part]).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- files

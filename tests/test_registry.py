@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import experiments, models, paths, registry
+from helpers import data, experiments, models, paths, registry
 
 CLASSES = ["cats", "dogs", "owls"]
 
@@ -96,6 +96,20 @@ def test_every_shipped_reference_model_is_named_after_its_run():
             assert trained["epochs"] == int(suffix[1:-2]) != default_epochs, name
         else:
             assert suffix == f"-seed{config['seed']}", name
+
+
+def test_every_shipped_reference_model_ships_the_split_it_was_trained_on():
+    """``split.json`` beside every reference model (``benchmark --split test`` reads it) holds
+    the ids whose fingerprint the run recorded, so its test images are the run's own."""
+    shipped = registry.reference_names()
+    if not shipped:
+        pytest.skip("this checkout ships no reference models")
+    for name in shipped:
+        folder = registry.MODELS_DIR / name
+        config = json.loads((folder / "config.json").read_text())
+        ids = json.loads((folder / "split.json").read_text())
+        assert data.split_fingerprint(ids) == config["split_fingerprint"], name
+        assert [len(ids[k]) for k in ("train", "val", "test")] == config["split_sizes"], name
 
 
 # --------------------------------------------------------------------------- load
