@@ -77,14 +77,18 @@ def test_resolve_unknown_without_reference_models(tmp_path, monkeypatch):
         registry.resolve(tmp_path)  # an existing folder without model.keras is no run either
 
 
-def test_every_shipped_reference_model_is_named_after_its_run():
-    """A reference name says what trained it: its experiment at the experiment's own epochs
-    and seed 0, or the experiment's name with an ``-<N>ep`` or ``-seed<S>`` suffix for what differs."""
+def _shipped_configs() -> dict[str, dict]:
+    """Every shipped reference model's ``config.json`` by name (skips when the checkout ships none)."""
     shipped = registry.reference_names()
     if not shipped:
         pytest.skip("this checkout ships no reference models")
-    for name in shipped:
-        config = json.loads((registry.MODELS_DIR / name / "config.json").read_text())
+    return {name: json.loads((registry.MODELS_DIR / name / "config.json").read_text()) for name in shipped}
+
+
+def test_every_shipped_reference_model_is_named_after_its_run():
+    """A reference name says what trained it: its experiment at the experiment's own epochs
+    and seed 0, or the experiment's name with an ``-<N>ep`` or ``-seed<S>`` suffix for what differs."""
+    for name, config in _shipped_configs().items():
         trained = config["experiment"]
         assert config["reference_name"] == name
         assert name.startswith(trained["name"]), name
@@ -101,13 +105,8 @@ def test_every_shipped_reference_model_is_named_after_its_run():
 def test_every_shipped_reference_model_ships_the_split_it_was_trained_on():
     """``split.json`` beside every reference model (``benchmark --split test`` reads it) holds
     the ids whose fingerprint the run recorded, so its test images are the run's own."""
-    shipped = registry.reference_names()
-    if not shipped:
-        pytest.skip("this checkout ships no reference models")
-    for name in shipped:
-        folder = registry.MODELS_DIR / name
-        config = json.loads((folder / "config.json").read_text())
-        ids = json.loads((folder / "split.json").read_text())
+    for name, config in _shipped_configs().items():
+        ids = json.loads((registry.MODELS_DIR / name / "split.json").read_text())
         assert data.split_fingerprint(ids) == config["split_fingerprint"], name
         assert [len(ids[k]) for k in ("train", "val", "test")] == config["split_sizes"], name
 
