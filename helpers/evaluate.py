@@ -145,7 +145,7 @@ def validation_logits(
     from helpers.experiments import Experiment
     from helpers.train import prepare_splits
 
-    exp = Experiment(**meta["experiment"])
+    exp = Experiment.from_dict(meta["experiment"])
     splits = prepare_splits(exp, source, quick=bool(meta.get("quick", False)), progress=progress)
     if splits.fingerprint() != meta["split_fingerprint"] or splits.class_names != loaded.class_names:
         raise data_lib.DataError(

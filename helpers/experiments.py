@@ -29,6 +29,10 @@ class Experiment:
             after every block).
         loss_weights: lambda for every early exit, or one weight per exit (see
             ``helpers.losses.exit_loss_weights``).
+        distill_weight: weight of the self-distillation term of every early exit (the
+            final classifier as its teacher, ``helpers.losses.SelfDistillationLoss``);
+            0 trains without it.
+        distill_temperature: the temperature of that term.
         image_size: side of the square input images.
         width: filter multiplier of the backbone.
         epochs: training epochs.
@@ -50,6 +54,8 @@ class Experiment:
     head: str | None = "conv"
     exits_after: tuple[int, ...] = ()
     loss_weights: float | tuple[float, ...] = 1.0
+    distill_weight: float = 0.0
+    distill_temperature: float = 3.0
     image_size: int = 96
     width: float = 0.5
     epochs: int = 50
@@ -94,6 +100,20 @@ class Experiment:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config: dict) -> Experiment:
+        """The experiment a run's ``config["experiment"]`` records.
+
+        A field the record lacks (one added to ``Experiment`` after the run) takes its
+        default, which is what the run trained with.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(config) - known
+        if unknown:
+            raise ValueError(f"unknown experiment settings {sorted(unknown)}; known: {sorted(known)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+        return cls(**values)
 
 
 FLOWERS_LARGER = dict(image_size=128, epochs=60, augmentation="flowers_strong")
@@ -160,6 +180,12 @@ EXPERIMENTS: dict[str, Experiment] = {
             "flowers-vgg11-128px",
             "flowers-vgg11 on a larger budget: 128 px, stronger augmentation, 60 epochs",
             head="pool", loss_weights=1.0, **FLOWERS_LARGER,
+        ),
+        Experiment(
+            "flowers-vgg11-128px-distill",
+            "flowers-vgg11-128px with self-distillation: every early exit also learns the final "
+            "classifier's softened output (weight 1, T=3)",
+            head="pool", loss_weights=1.0, distill_weight=1.0, distill_temperature=3.0, **FLOWERS_LARGER,
         ),
         Experiment(
             "flowers-vgg11-plain-128px",

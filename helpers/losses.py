@@ -6,6 +6,14 @@ The loss of a multi-exit network is one scalar::
 
 Keras computes exactly this when each output gets a sparse cross-entropy and
 ``loss_weights`` holds the weights, so training stays a plain ``model.fit``.
+
+Self-distillation adds, for every early exit, the final classifier as a teacher::
+
+    L += beta * sum_e  T^2 * KL(softmax(final / T) || softmax(exit_e / T))
+
+with the teacher held fixed (no gradient flows into the final classifier through
+this term). ``self_distilling`` makes the training twin of a model that carries
+what this term needs as extra outputs, so training still is ``model.fit``.
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
+
+DISTILL_SUFFIX = "_distill"
+"""Name suffix of the training-only outputs of ``self_distilling``: ``exit_1_distill`` ..."""
 
 
 def exit_loss_weights(
@@ -64,19 +75,98 @@ def exit_loss_weights(
     return result
 
 
+@keras.saving.register_keras_serializable(package="helpers")
+class SelfDistillationLoss(keras.losses.Loss):
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))`` per sample.
+
+    ``y_pred`` is ``[student logits, teacher logits]`` concatenated on the last axis
+    (``(batch, 2K)``, as the ``*_distill`` outputs of ``self_distilling`` carry them);
+    ``y_true`` (the labels) is ignored. The ``T^2`` keeps the gradient's scale
+    independent of the temperature (Hinton et al., 2015).
+    """
+
+    def __init__(self, temperature: float = 3.0, name: str = "self_distillation", **kwargs):
+        if not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"the distillation temperature must be positive, got {temperature}")
+        super().__init__(name=name, **kwargs)
+        self.temperature = float(temperature)
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        student, teacher = ops.split(ops.cast(y_pred, "float32"), 2, axis=-1)
+        log_s = ops.log_softmax(student / self.temperature, axis=-1)
+        log_t = ops.log_softmax(teacher / self.temperature, axis=-1)
+        return self.temperature**2 * ops.sum(ops.exp(log_t) * (log_t - log_s), axis=-1)  # (batch,)
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"temperature": self.temperature}
+
+
+def self_distilling(model: keras.Model) -> keras.Model:
+    """The training twin of a multi-exit ``model``, for self-distillation.
+
+    It shares every layer (and so every weight) with ``model`` and has the same
+    outputs, followed by one more per early exit, ``exit_e_distill``: that exit's
+    logits and the final classifier's, the latter behind ``stop_gradient``,
+    concatenated (``(batch, 2K)``, float32). Train the twin, save ``model``.
+
+    Raises:
+        ValueError: ``model`` has no early exit.
+    """
+    names = list(model.output_names)
+    if len(names) < 2:
+        raise ValueError(f"self-distillation needs early exits, but {model.name} has only {names}")
+    outputs = list(model.outputs)
+    teacher = keras.ops.stop_gradient(outputs[-1])
+    extra = [
+        keras.layers.Concatenate(dtype="float32", name=f"{name}{DISTILL_SUFFIX}")([out, teacher])
+        for name, out in zip(names[:-1], outputs[:-1], strict=True)
+    ]
+    return keras.Model(model.inputs, outputs + extra, name=f"{model.name}{DISTILL_SUFFIX}")
+
+
+def distillation_loss(student: np.ndarray, teacher: np.ndarray, temperature: float) -> float:
+    """Reference implementation of ``SelfDistillationLoss`` in NumPy, averaged over the batch."""
+    def log_softmax(z):
+        z = np.asarray(z, dtype=np.float64) / temperature
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    log_s, log_t = log_softmax(student), log_softmax(teacher)
+    return float(temperature**2 * (np.exp(log_t) * (log_t - log_s)).sum(axis=-1).mean())
+
+
 def compile_multi_exit(
     model: keras.Model,
     weights: float | Sequence[float] | Mapping[str, float] = 1.0,
     optimizer: keras.optimizers.Optimizer | str = "adam",
+    *,
+    distill_weight: float = 0.0,
+    temperature: float = 3.0,
 ) -> dict[str, float]:
     """Compile ``model`` with the joint cross-entropy and per-exit accuracy metrics.
 
     Each output gets a sparse categorical cross-entropy on logits and a
     ``SparseCategoricalAccuracy`` metric (so Keras logs ``exit_1_accuracy`` ...
     ``final_accuracy``; a plain single-output model logs ``final_accuracy`` too).
-    Returns the loss weights used.
+    The ``*_distill`` outputs of a ``self_distilling`` twin get a
+    ``SelfDistillationLoss(temperature)`` weighted ``distill_weight`` (Keras logs it
+    as ``exit_1_distill_loss`` ...). Returns the loss weights of the exits.
+
+    Raises:
+        ValueError: bad weights, or ``distill_weight`` is positive for a model without
+            ``*_distill`` outputs (or negative).
     """
-    names = list(model.output_names)
+    all_names = list(model.output_names)
+    names = [n for n in all_names if not n.endswith(DISTILL_SUFFIX)]
+    distilled = [n for n in all_names if n.endswith(DISTILL_SUFFIX)]
+    if not np.isfinite(distill_weight) or distill_weight < 0:
+        raise ValueError(f"the distillation weight must be finite and non-negative, got {distill_weight}")
+    if distill_weight > 0 and not distilled:
+        raise ValueError(
+            f"distill_weight={distill_weight} needs the training twin of the model: "
+            "compile helpers.losses.self_distilling(model) instead"
+        )
     loss_weights = exit_loss_weights(names, weights)
     if len(names) == 1:  # plain network: Keras wants a bare loss, not a dict of one
         model.compile(
@@ -87,8 +177,9 @@ def compile_multi_exit(
         return loss_weights
     model.compile(
         optimizer=optimizer,
-        loss={n: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for n in names},
-        loss_weights=loss_weights,
+        loss={n: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for n in names}
+        | {n: SelfDistillationLoss(temperature) for n in distilled},
+        loss_weights=loss_weights | {n: float(distill_weight) for n in distilled},
         metrics={n: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for n in names},
     )
     return loss_weights

@@ -190,7 +190,7 @@ def publish_run(
     from helpers.train import load_run, prepare_splits
 
     run = load_run(run_dir)
-    exp = Experiment(**run.config["experiment"])
+    exp = Experiment.from_dict(run.config["experiment"])
     splits = prepare_splits(exp, source, quick=bool(run.config.get("quick")), progress=progress)
     if splits.fingerprint() != run.config["split_fingerprint"]:
         raise ValueError(

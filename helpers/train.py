@@ -31,7 +31,7 @@ import pandas as pd
 import helpers.layers  # noqa: F401  (registers SpatialPyramidPooling for load_model)
 from helpers import data as data_lib
 from helpers.experiments import EXPERIMENTS, Experiment, get_experiment
-from helpers.losses import compile_multi_exit
+from helpers.losses import compile_multi_exit, self_distilling
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "tpu", "multiworker")
@@ -280,7 +280,9 @@ def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
     if not path.exists():
         return False
     old = json.loads(path.read_text())
-    same = {k: old.get(k) for k in wanted} == json.loads(json.dumps(wanted))
+    if isinstance(old.get("experiment"), dict):  # fields added to Experiment since take their defaults
+        old["experiment"] = Experiment.from_dict(old["experiment"]).to_dict()
+    same = json.loads(json.dumps({k: old.get(k) for k in wanted})) == json.loads(json.dumps(wanted))
     return same and (old.get("finished", False) or not finished)
 
 
@@ -294,8 +296,13 @@ def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_
     with strategy.scope():
         model = exp.build_model(num_classes)
         steps = int(np.ceil(len(splits.train) / global_batch))
-        compile_multi_exit(model, exp.loss_weights, exp.make_optimizer(_schedule(exp, steps, exp.epochs)))
-    names = list(model.output_names)
+        # With self-distillation, fit the training twin (same weights, extra outputs); save the model.
+        fit_model = self_distilling(model) if exp.distill_weight > 0 else model
+        compile_multi_exit(
+            fit_model, exp.loss_weights, exp.make_optimizer(_schedule(exp, steps, exp.epochs)),
+            distill_weight=exp.distill_weight, temperature=exp.distill_temperature,
+        )
+    names = list(fit_model.output_names)
     train_ds = data_lib.make_dataset(splits.train, global_batch, True, names, seed, exp.augmentation)
     val_ds = data_lib.make_dataset(splits.val, global_batch, False, names)
 
@@ -320,7 +327,7 @@ def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_
         *extra,
     ]
     start = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=exp.epochs, callbacks=callbacks,
+    fit_model.fit(train_ds, validation_data=val_ds, epochs=exp.epochs, callbacks=callbacks,
               verbose=verbose, shuffle=False)  # the dataset shuffles itself
     model.save(work / MODEL_FILE)
     history = read_history(work)

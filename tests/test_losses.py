@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers import data, losses, models
 
@@ -133,3 +135,90 @@ def test_plain_model_compiles_and_logs_final_accuracy(tiny_data):
     assert set(result) >= {"loss", "final_accuracy"}
     assert result["loss"] == pytest.approx(losses.joint_cross_entropy(tiny_data.labels, [logits], [1.0]), rel=1e-4)
     assert result["final_accuracy"] == pytest.approx(float((logits.argmax(-1) == tiny_data.labels).mean()))
+
+
+# --------------------------------------------------------------------------- self-distillation
+
+
+def test_distillation_loss_hand_value():
+    # K = 2. Teacher p = [3/4, 1/4], student uniform: KL = 3/4 log(3/2) + 1/4 log(1/2).
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    teacher = np.array([[math.log(3), 0.0]])
+    student = np.zeros((1, 2))
+    assert losses.distillation_loss(student, teacher, 1.0) == pytest.approx(kl, rel=1e-12)
+    # At T = 2 the teacher logits must be twice as far apart for the same p; the loss is T^2 KL.
+    assert losses.distillation_loss(student, 2 * teacher, 2.0) == pytest.approx(4 * kl, rel=1e-12)
+    # A student that agrees with its teacher has nothing to learn, at any shift of its logits.
+    assert losses.distillation_loss(teacher + 5.0, teacher, 3.0) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 3.0])
+def test_keras_distillation_loss_matches_the_reference(rng, temperature):
+    student, teacher = rng.normal(0, 3, (2, 8, 5)).astype("float32")
+    loss = losses.SelfDistillationLoss(temperature)
+    value = float(loss(np.zeros(8, "int32"), np.concatenate([student, teacher], axis=1)))
+    assert value == pytest.approx(losses.distillation_loss(student, teacher, temperature), rel=1e-5)
+    assert value > 0
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(again, losses.SelfDistillationLoss) and again.temperature == temperature
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan")])
+def test_distillation_temperature_must_be_positive(temperature):
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        losses.SelfDistillationLoss(temperature)
+
+
+def test_self_distilling_twin_shares_the_model_and_carries_exit_and_final_logits(tiny_model, tiny_data):
+    twin = losses.self_distilling(tiny_model)
+    names = models.output_names(tiny_model)
+    assert list(twin.output_names) == names + [f"{n}_distill" for n in names[:-1]]
+    assert {id(v) for v in twin.trainable_variables} == {id(v) for v in tiny_model.trainable_variables}
+    logits = tiny_model.predict(tiny_data.images, verbose=0)
+    outputs = twin.predict(tiny_data.images, verbose=0)
+    for got, want in zip(outputs[:6], logits, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    for e, got in enumerate(outputs[6:]):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, np.concatenate([logits[e], logits[-1]], axis=1), rtol=1e-6)
+
+
+def test_the_teacher_gets_no_gradient_from_distillation(tiny_model, tiny_data):
+    twin = losses.self_distilling(tiny_model)
+    loss = losses.SelfDistillationLoss(3.0)
+    with tf.GradientTape() as tape:
+        outputs = twin({"images": tiny_data.images}, training=False)
+        total = sum(loss(tiny_data.labels, z) for z in outputs[6:])
+    final_vars = tiny_model.get_layer("final").trainable_variables
+    exit_vars = tiny_model.get_layer("exit_1").trainable_variables
+    grads = tape.gradient(total, final_vars + exit_vars)
+    assert all(g is None or not np.any(g.numpy()) for g in grads[: len(final_vars)])
+    assert all(g is not None and np.any(g.numpy()) for g in grads[len(final_vars):])
+
+
+def test_compiled_twin_adds_the_weighted_distillation_to_the_joint_loss(tiny_model, tiny_data):
+    twin = losses.self_distilling(tiny_model)
+    used = losses.compile_multi_exit(twin, 0.5, distill_weight=0.7, temperature=2.0)
+    names = models.output_names(tiny_model)
+    assert list(used) == names  # the exits' weights; the distillation terms are not exits
+    ds = data.make_dataset(tiny_data, batch_size=7, output_names=twin.output_names)
+    result = twin.evaluate(ds, return_dict=True, verbose=0)
+    logits = tiny_model.predict(tiny_data.images, verbose=0)
+    expected = losses.joint_cross_entropy(tiny_data.labels, logits, used) + 0.7 * sum(
+        losses.distillation_loss(z, logits[-1], 2.0) for z in logits[:-1]
+    )
+    assert result["loss"] == pytest.approx(expected, rel=1e-4)
+    # Keras logs each term unweighted (and averages it over batches: one batch here).
+    one_batch = twin.evaluate(data.make_dataset(tiny_data, 64, output_names=twin.output_names), return_dict=True, verbose=0)
+    kd = losses.distillation_loss(logits[0], logits[-1], 2.0)
+    assert one_batch["exit_1_distill_loss"] == pytest.approx(kd, rel=1e-4)
+    assert "exit_1_distill_accuracy" not in result
+
+
+def test_distillation_needs_the_twin_and_early_exits(tiny_model):
+    with pytest.raises(ValueError, match=r"compile helpers.losses.self_distilling\(model\) instead"):
+        losses.compile_multi_exit(tiny_model, 1.0, distill_weight=1.0)
+    with pytest.raises(ValueError, match="distillation weight must be finite and non-negative"):
+        losses.compile_multi_exit(losses.self_distilling(tiny_model), 1.0, distill_weight=-1.0)
+    with pytest.raises(ValueError, match="self-distillation needs early exits"):
+        losses.self_distilling(models.build_vgg11(3, 32, 0.125, head=None))

@@ -187,6 +187,44 @@ def test_interrupted_retraining_is_resumed_not_replaced_by_the_old_model(tmp_pat
 # --------------------------------------------------------------------------- arguments and helpers
 
 
+def test_self_distillation_trains_the_twin_and_saves_the_plain_model(tmp_path, splits):
+    exp = dataclasses.replace(TINY, name="tiny-distill", distill_weight=1.0, distill_temperature=2.0)
+    run = train.train(exp, tmp_path / "distill", splits=splits, verbose=0)
+    history = train.read_history(run.out_dir)
+    for e in range(1, 6):
+        assert np.all(history[f"exit_{e}_distill_loss"] > 0)
+        assert f"val_exit_{e}_distill_loss" in history.columns
+    assert "final_distill_loss" not in history.columns
+    loaded = keras.models.load_model(run.out_dir / train.MODEL_FILE, compile=False)
+    assert list(loaded.output_names) == ["exit_1", "exit_2", "exit_3", "exit_4", "exit_5", "final"]
+    images = splits.test.images
+    for a, b in zip(run.model.predict(images, verbose=0), loaded.predict(images, verbose=0), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The distillation changes what is learned: same seed and data without it give other weights.
+    plain = train.train(TINY, tmp_path / "without", splits=splits, verbose=0)
+    assert not np.allclose(plain.model.predict(images, verbose=0)[0], run.model.predict(images, verbose=0)[0])
+
+
+def test_a_run_recorded_before_an_experiment_field_existed_is_still_the_same_run(finished, splits, capsys):
+    config_file = finished.out_dir / "config.json"
+    config = json.loads(config_file.read_text())
+    old = config | {"experiment": {k: v for k, v in config["experiment"].items() if not k.startswith("distill_")}}
+    config_file.write_text(json.dumps(old))
+    try:
+        train.train(TINY, finished.out_dir, splits=splits, verbose=0)
+        assert "holds a finished run of tiny-conv; loading it" in capsys.readouterr().out
+        assert Experiment.from_dict(old["experiment"]) == TINY
+    finally:
+        config_file.write_text(json.dumps(config))
+
+
+def test_experiment_from_dict_refuses_unknown_settings():
+    record = json.loads(json.dumps(TINY.to_dict()))
+    assert Experiment.from_dict(record) == TINY
+    with pytest.raises(ValueError, match=r"unknown experiment settings \['dropout'\]"):
+        Experiment.from_dict(record | {"dropout": 0.5})
+
+
 def test_bad_arguments(tmp_path, splits):
     with pytest.raises(ValueError, match=r"unknown precision 'float64'; choose one of \('float32'"):
         train.train(TINY, tmp_path / "a", splits=splits, precision="float64")
@@ -284,7 +322,7 @@ def test_quick_keeps_the_architecture():
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_every_experiment_builds_and_compiles(name):
-    from helpers.losses import compile_multi_exit
+    from helpers.losses import compile_multi_exit, self_distilling
 
     exp = dataclasses.replace(EXPERIMENTS[name], image_size=32, width=0.125)
     model = exp.build_model(5)
@@ -292,7 +330,8 @@ def test_every_experiment_builds_and_compiles(name):
     assert model.output_names[-1] == "final"
     exits = 6 if exp.arch == "vgg11" else len(exp.exits_after) + 1  # VGG11: one per block, + final
     assert len(model.output_names) == (1 if exp.head is None else exits)
-    weights = compile_multi_exit(model, exp.loss_weights)
+    fit_model = self_distilling(model) if exp.distill_weight else model
+    weights = compile_multi_exit(fit_model, exp.loss_weights, distill_weight=exp.distill_weight)
     per_output = isinstance(exp.loss_weights, tuple) and len(exp.loss_weights) == len(model.output_names)
     assert weights["final"] == (exp.loss_weights[-1] if per_output else 1.0)  # CIFAR: [.., 0.7] / [.., 0.5]
 
