@@ -36,18 +36,31 @@ DEFAULT_THRESHOLDS = np.round(np.linspace(0.0, 1.0, 41), 4)
 Rule = ExitRule | StatefulRule | ExitPolicy | str
 
 
-def collect_logits(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+def collect_logits(model, dataset, precision: str | None = "float32") -> tuple[np.ndarray, np.ndarray]:
     """Logits of every exit for a labelled dataset.
+
+    Every reported number starts here, so by default the model runs in float32
+    whatever policy it was trained under: a ``mixed_bfloat16`` model's logits depend
+    on which bfloat16 kernels the host picks, enough to move a test accuracy by an
+    image or two from one machine to another; float32 gives the same numbers
+    everywhere (to rounding). The speed of bfloat16 is measured by
+    ``helpers.benchmark``, which reports accuracy under both.
 
     Args:
         model: a model returning one logits tensor per exit (a single tensor for a
             plain model is accepted).
         dataset: a ``tf.data.Dataset`` of ``(images, labels)`` batches (labels may
             be a dict of identical labels, as for training).
+        precision: run the model under this dtype policy (``helpers.inference.with_precision``);
+            ``None`` runs it as it is.
 
     Returns:
         ``(logits, labels)``: float32 ``(N, E, K)`` and int ``(N,)``.
     """
+    if precision is not None:
+        from helpers.inference import with_precision
+
+        model = with_precision(model, precision)
     xs, ys = [], []
     for x, y in dataset:
         if isinstance(y, dict):

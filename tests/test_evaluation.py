@@ -134,6 +134,20 @@ def test_collect_logits_matches_predict(tiny_model):
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_collect_logits_of_a_bfloat16_model_are_computed_in_float32(tiny_model):
+    """A model trained under mixed_bfloat16 is evaluated in float32 unless asked otherwise."""
+    from helpers.inference import with_precision
+
+    images = data.synthetic_images(n_per_class=5, num_classes=3, image_size=32, seed=2)
+    mixed = with_precision(tiny_model, "mixed_bfloat16")
+    ds = data.make_dataset(images, batch_size=8)
+    as_float32, _ = evaluation.collect_logits(mixed, ds)
+    as_built, _ = evaluation.collect_logits(mixed, ds, precision=None)
+    expected = np.stack(tiny_model.predict(images.images, verbose=0), axis=1)  # the float32 original
+    np.testing.assert_allclose(as_float32, expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(as_built - expected).max() > 1e-3  # bfloat16 keeps 8 bits of mantissa
+
+
 def test_collect_logits_of_a_plain_model():
     plain = models.build_vgg11(3, 32, 0.125, head=None)
     images = data.synthetic_images(n_per_class=2, num_classes=3, image_size=32, seed=2)
