@@ -313,6 +313,7 @@ def analyse(model, splits, name: str, tolerance: float = 0.01, batch_size: int =
     """
     from helpers.cost import relative_costs
     from helpers.data import make_dataset
+    from helpers.inference import with_precision
 
     size, given = tuple(model.inputs[0].shape[1:3]), splits.test.images.shape[1:3]
     if size != given:
@@ -320,8 +321,9 @@ def analyse(model, splits, name: str, tolerance: float = 0.01, batch_size: int =
             f"model {name} takes {size[0]}x{size[1]} images, the splits hold {given[0]}x{given[1]}: "
             "load them at its size (train.prepare_splits(..., image_size=...))"
         )
-    val_logits, val_labels = collect_logits(model, make_dataset(splits.val, batch_size))
-    test_logits, test_labels = collect_logits(model, make_dataset(splits.test, batch_size))
+    as_float32 = with_precision(model, "float32")  # once, for both splits (see collect_logits)
+    val_logits, val_labels = collect_logits(as_float32, make_dataset(splits.val, batch_size), precision=None)
+    test_logits, test_labels = collect_logits(as_float32, make_dataset(splits.test, batch_size), precision=None)
     costs = np.asarray(relative_costs(model))
     final_val = float(exit_accuracies(val_logits, val_labels)[-1])
     threshold = choose_threshold(sweep(val_logits, val_labels, costs), final_val, tolerance)
