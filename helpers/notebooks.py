@@ -101,7 +101,13 @@ def strip_object_reprs(nb) -> int:
 
 
 def execute(path: Path) -> float:
-    """Execute one notebook in place; return its wall time in seconds."""
+    """Execute one notebook in place; return its wall time in seconds.
+
+    A cell that raises stops the run and leaves the file as it was: the committed
+    notebook keeps the outputs of its last good run rather than half of a new one
+    and a traceback. nbclient's ``CellExecutionError`` (the cell and its traceback)
+    propagates.
+    """
     import nbformat
     from nbclient import NotebookClient
 
@@ -114,14 +120,12 @@ def execute(path: Path) -> float:
         resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.perf_counter()
-    try:
-        client.execute()
-    finally:
-        seconds = notebook_seconds(nb) or (time.perf_counter() - start)
-        strip_execution_metadata(nb)
-        strip_tf_logs(nb)
-        strip_object_reprs(nb)
-        nbformat.write(nb, path)
+    client.execute()
+    seconds = notebook_seconds(nb) or (time.perf_counter() - start)
+    strip_execution_metadata(nb)
+    strip_tf_logs(nb)
+    strip_object_reprs(nb)
+    nbformat.write(nb, path)
     return seconds
 
 
@@ -163,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             timings[path.name] = execute(path)
         except Exception as err:  # nbclient's CellExecutionError carries the cell's traceback
-            print(f"error: {path.name} failed:\n{err}", file=sys.stderr)
+            print(f"error: {path.name} failed (the file is left as it was):\n{err}", file=sys.stderr)
             return 1
         print(f"  done in {timings[path.name] / 60:.1f} min", flush=True)
     if not quick_mode() and not args.no_readme:

@@ -78,6 +78,26 @@ def test_notebook_seconds_and_stripping():
     assert notebooks.notebook_seconds(nb) is None
 
 
+def test_execute_writes_a_good_run_and_leaves_a_failed_notebook_as_it_was(tmp_path):
+    good, bad = tmp_path / "01_good.ipynb", tmp_path / "02_bad.ipynb"
+    for path, source in ((good, "print(6 * 7)"), (bad, "print('before')\nraise ValueError('broken cell')")):
+        nb = nbformat.v4.new_notebook()
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+        nbformat.write(nb, path)
+    before = bad.read_bytes()
+
+    assert notebooks.execute(good) > 0
+    cell = nbformat.read(good, as_version=4).cells[0]
+    assert cell.outputs[0]["text"] == "42\n"
+    assert "execution" not in cell.metadata  # timings stripped
+
+    from nbclient.exceptions import CellExecutionError
+
+    with pytest.raises(CellExecutionError, match="broken cell"):
+        notebooks.execute(bad)
+    assert bad.read_bytes() == before
+
+
 def test_update_readme_merges_timings(readme):
     notebooks.update_readme({"02_b.ipynb": 600.0, "01_a.ipynb": 90.0})
     notebooks.update_readme({"01_a.ipynb": 30.0})  # a later run of one notebook keeps the other row
