@@ -44,6 +44,7 @@ last), ``final_accuracy``, ``policy``, ``threshold``, ``accuracy``,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -186,7 +187,13 @@ def evaluate_model(
         raise ValueError("give the images to evaluate as a folder (--data-dir) or an .npz (--data-npz), one of them")
     if budget is not None and threshold is not None:
         raise ValueError("give either a threshold or a budget, not both")
+    from helpers.inference import with_precision
+
     loaded = registry.load(spec)
+    # float32 once, for the validation and the evaluated images alike (collect_logits would
+    # convert a bfloat16-trained model again on every call; with_precision returns a float32
+    # model as it is)
+    loaded = dataclasses.replace(loaded, model=with_precision(loaded.model, "float32"))
     model = loaded.model
     costs = relative_costs(model)
     budget_info = None

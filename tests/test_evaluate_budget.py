@@ -126,3 +126,31 @@ def test_other_policies(saved, folders, capsys):
     assert evaluate.default_threshold({"threshold": 0.6, "thresholds": {"max_prob": 0.97}}, "max_prob") == 0.97
     assert evaluate.main([str(folder), "--data-dir", str(test_dir), "--policy", "patience", "--threshold", "0.5"]) == 2
     assert "patience must be an integer" in capsys.readouterr().err
+
+
+def test_budget_converts_a_bfloat16_model_to_float32_once(tmp_path, saved, folders, monkeypatch, capsys):
+    """Validation and evaluated images share one float32 copy of a bfloat16-trained model."""
+    from helpers import inference
+
+    folder, model, _ = saved
+    test_dir, val_dir = folders
+    run = tmp_path / "run"
+    run.mkdir()
+    inference.with_precision(model, "mixed_bfloat16").save(run / "model.keras")
+    (run / "config.json").write_text((folder / "config.json").read_text())
+    conversions = []
+    original = inference.with_precision
+
+    def counting(m, precision):
+        converted = original(m, precision)
+        if converted is not m:
+            conversions.append(precision)
+        return converted
+
+    monkeypatch.setattr(inference, "with_precision", counting)
+    args = [str(run), "--data-dir", str(test_dir), "--budget", "0.5", "--val-dir", str(val_dir), "--json"]
+    assert evaluate.main(args) == 0
+    assert conversions == ["float32"]
+    direct = json.loads(capsys.readouterr().out)
+    assert evaluate.main([str(folder), *args[1:]]) == 0  # the float32 original gives the same numbers
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(direct["accuracy"])
