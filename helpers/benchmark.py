@@ -65,6 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.evaluate import DEFAULT_THRESHOLD, default_threshold, threshold_note
+from helpers.limits import at_least
 from helpers.policies import ExitRule, check_threshold, entropy_exit
 
 VARIANTS = ("full", "all_exits", "early_exit")
@@ -434,7 +435,7 @@ def check_targets(result: dict) -> dict:
     """
     ee = result["early_exit"]
     v = result["variants"]
-    close = v["early_exit"]["accuracy"] >= v["full"]["accuracy"] - 0.01 - 1e-12
+    close = at_least(v["early_exit"]["accuracy"], v["full"]["accuracy"] - 0.01)
     speedup = ee["batched"]["measured_speedup"]
     ratio = result["all_exits"]["parts"]["ratio"]
     return {

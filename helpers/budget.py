@@ -26,16 +26,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from helpers.evaluation import Rule, evaluate_threshold, outcome, sweep
+from helpers.limits import SLACK, at_most
 from helpers.policies import first_exit, is_stateful, leave_mask_per_exit, resolve_policy
-
-_EPS = 1e-12
 
 
 def _check_budget(budget: float, costs: np.ndarray) -> float:
     budget = float(budget)
     if not np.isfinite(budget) or budget <= 0:
         raise ValueError(f"budget must be a positive mean relative cost (e.g. 0.5 of the plain network), got {budget!r}")
-    if budget < costs[0] - _EPS:
+    if not at_most(costs[0], budget):
         raise ValueError(
             f"budget {budget:.3f} is below the cost of the first exit ({costs[0]:.3f}): no threshold can meet it; "
             f"raise the budget to at least {costs[0]:.3f}"
@@ -59,7 +58,7 @@ def choose_for_budget(val_sweep, budget: float) -> float | int:
     """
     if val_sweep.empty:
         raise ValueError("the sweep is empty: no candidate thresholds")
-    ok = val_sweep[val_sweep["relative_cost"] <= float(budget) + _EPS]
+    ok = val_sweep[at_most(val_sweep["relative_cost"], float(budget))]
     if ok.empty:
         raise ValueError(
             f"no threshold meets the budget {float(budget):.3f} on validation: the cheapest candidate costs "
@@ -200,7 +199,8 @@ def per_exit_thresholds_for_budget(
                 trial = choice.copy()
                 trial[j] = g
                 acc, cost = score(trial)
-                if cost <= budget + _EPS and (acc > best_acc + _EPS or (acc >= best_acc - _EPS and cost < best_cost - _EPS)):
+                better = acc > best_acc + SLACK or (acc >= best_acc - SLACK and cost < best_cost - SLACK)
+                if at_most(cost, budget) and better:
                     choice, best_acc, best_cost, changed = trial, acc, cost, True
         if not changed:
             break

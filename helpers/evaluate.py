@@ -54,6 +54,7 @@ from helpers import data as data_lib
 from helpers import registry
 from helpers.cost import relative_costs
 from helpers.evaluation import collect_logits, evaluate_threshold, exit_accuracies
+from helpers.limits import at_most
 from helpers.policies import POLICIES, resolve_policy
 
 DEFAULT_THRESHOLD = 0.5
@@ -233,7 +234,7 @@ def evaluate_model(
         "predicted_speedup": at["predicted_speedup"],
     }
     if budget_info is not None:
-        budget_info["within_budget"] = bool(at["relative_cost"] <= budget_info["budget"] + 1e-12)
+        budget_info["within_budget"] = bool(at_most(at["relative_cost"], budget_info["budget"]))
         result["budget"] = budget_info
     return result
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers.limits import at_least
 from helpers.policies import (
     ExitPolicy,
     ExitRule,
@@ -207,7 +208,7 @@ def choose_threshold(val_sweep, final_accuracy: float, tolerance: float = 0.01) 
         policy's "nobody leaves early" threshold), the most expensive one, which is
         tau = 0 for an entropy sweep.
     """
-    ok = val_sweep[val_sweep["accuracy"] >= final_accuracy - tolerance - 1e-12]
+    ok = val_sweep[at_least(val_sweep["accuracy"], final_accuracy - tolerance)]
     if ok.empty:
         fallback = val_sweep.sort_values(["relative_cost", "accuracy"], ascending=[False, False])
         return _number(fallback["threshold"].iloc[0]) if len(fallback) else 0.0

@@ -10,6 +10,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+from helpers.limits import at_least, at_most
 from helpers.paths import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
@@ -249,17 +250,6 @@ def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], 
     )
 
 
-_TIE = 1e-9  # floating-point slack: a value exactly at a limit counts as meeting it (1 - 0.8 < 0.2)
-
-
-def _within(drop: float, tolerance: float) -> bool:
-    """Whether an accuracy ``drop`` stays within ``tolerance`` (exactly at it counts as within)."""
-    return drop <= tolerance + _TIE
-
-
-def _reaches(value: float, minimum: float) -> bool:
-    """Whether ``value`` is at least ``minimum`` (exactly at it counts as reaching it)."""
-    return value >= minimum - _TIE
 
 
 def saving_at_tau(analysis) -> tuple[float, float]:
@@ -300,7 +290,7 @@ def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit:
     eligible = {}  # variants within tolerance at tau*: name -> (saving, drop)
     for name in multi_exit:
         saving, drop = saving_at_tau(analyses[name])
-        if _within(drop, tolerance):
+        if at_most(drop, tolerance):
             eligible[name] = (saving, drop)
     if eligible:
         best = max(eligible, key=lambda n: eligible[n][0])
@@ -316,7 +306,7 @@ def variant_target_table(analyses: Mapping[str, object], plain: str, multi_exit:
          saving_text, min_saving - saving),
     ]
     frame = pd.DataFrame(rows, columns=["target", "measured", "short by"]).set_index("target")
-    frame["met"] = frame["short by"] <= _TIE  # short by nothing (up to rounding) meets the target
+    frame["met"] = at_most(frame["short by"], 0.0)  # short by nothing (up to rounding) meets the target
     frame["short by"] = (100 * frame["short by"]).clip(lower=0.0)
     return frame
 
@@ -368,7 +358,7 @@ def _saving_line(label: str, epochs: Sequence[int], savings: Sequence[tuple[floa
     measured = ", ".join(f"{s:.1%} saved {100 * d:.1f} points below its final exit after {e} epochs"
                          for e, (s, d) in zip(epochs, savings, strict=True))
     met = [e for e, (s, d) in zip(epochs, savings, strict=True)
-           if _reaches(s, min_saving) and _within(d, tolerance)]
+           if at_least(s, min_saving) and at_most(d, tolerance)]
     points = f"{100 * tolerance:g} point" + ("" if math.isclose(100 * tolerance, 1) else "s")
     goal = f"saving target ({min_saving:.0%} of the MACs within {points})"
     verdict = f"{goal} met at {min(met)} epochs (measured)" if met else f"{goal} not met by any of these runs"

@@ -155,3 +155,12 @@ def test_collect_logits_of_a_plain_model():
     assert logits.shape == (6, 1, 3)
     np.testing.assert_allclose(logits[:, 0], plain.predict(images.images, verbose=0), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(labels, images.labels)
+
+
+def test_limits_forgive_rounding_and_nothing_more():
+    from helpers.limits import at_least, at_most
+
+    assert not 1 - 0.8 >= 0.2 and at_least(1 - 0.8, 0.2)  # a saving of exactly 20 % in floats
+    assert not 0.1 + 0.2 <= 0.3 and at_most(0.1 + 0.2, 0.3)  # a cost of exactly 0.3 in floats
+    assert not at_most(0.3 + 1e-6, 0.3) and not at_least(0.2 - 1e-6, 0.2)  # far below one image in a million
+    np.testing.assert_array_equal(at_most(np.array([0.49, 0.5, 0.51]), 0.5), [True, True, False])
