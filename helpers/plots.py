@@ -446,6 +446,10 @@ def plot_accuracy_vs_threshold(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
     return fig
 
 
+LEGEND_INSIDE_MAX = 8
+"""The trade-off legend sits in the lower right corner up to this many entries, beside the axes beyond."""
+
+
 def plot_tradeoff(
     sweeps: Mapping[str, pd.DataFrame],
     baseline: tuple[float, float] | None = None,
@@ -493,7 +497,11 @@ def plot_tradeoff(
     ax.set_ylabel("accuracy")
     _percent_axis(ax)
     ax.set_title("accuracy against compute")
-    ax.legend(frameon=False, fontsize=8 if operating_points else 9, loc="lower right")
+    if len(ax.get_legend_handles_labels()[1]) > LEGEND_INSIDE_MAX:  # inside, it would hide curves: beside the axes
+        fig.set_size_inches(10.0, 4.6)
+        ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(frameon=False, fontsize=8 if operating_points else 9, loc="lower right")
     _style(ax, "both")
     fig.tight_layout()
     return fig

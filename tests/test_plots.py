@@ -229,6 +229,22 @@ def test_tradeoff_curves_baseline_star_and_operating_points():
     assert "a: 85.0% at 0.60×" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
+def test_tradeoff_legend_moves_beside_the_axes_only_when_it_would_cover_curves():
+    def legend_right_of_axes(n_models):
+        names = [f"m{i}" for i in range(n_models)]
+        sweeps = {n: _sweep([0.0, 1.0], [0.9, 0.6], [1.1, 0.3]) for n in names}
+        fig = plots.plot_tradeoff(sweeps, baseline=(1.0, 0.92), operating_points={n: (0.6, 0.8) for n in names})
+        (ax,) = fig.axes
+        fig.canvas.draw()
+        legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert len(ax.get_legend().get_texts()) == 2 * n_models + 1  # every entry listed either way
+        return legend.x0 >= axes.x1
+
+    few = (plots.LEGEND_INSIDE_MAX - 1) // 2  # curves + points + star within the limit
+    assert not legend_right_of_axes(few)
+    assert legend_right_of_axes(few + 1)
+
+
 def test_tradeoff_without_baseline_has_no_star():
     fig = plots.plot_tradeoff({"a": _sweep([0.0, 1.0], [0.9, 0.6], [1.1, 0.3])})
     assert [ln.get_marker() for ln in fig.axes[0].lines] == ["o"]
