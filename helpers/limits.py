@@ -1,8 +1,8 @@
 """One rule for "does this number meet its limit?", shared by every check in the project.
 
 Costs and accuracies are means of floats, so a value that is exactly at a limit on
-paper can miss it by a rounding error (``1 - 0.8`` is not below ``0.2`` in
-floating point). Every comparison of a measured value with a target, a budget or a
+paper can miss it by a rounding error (a saving of ``1 - 0.8`` falls short of ``0.2``
+in floating point). Every comparison of a measured value with a target, a budget or a
 tolerance goes through these two functions, with the same slack, so the README's
 targets table, threshold selection and the budget search agree on the edge cases.
 Both work elementwise on NumPy arrays and pandas Series.
