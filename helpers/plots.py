@@ -498,7 +498,7 @@ def plot_tradeoff(
     _percent_axis(ax)
     ax.set_title("accuracy against compute")
     if len(ax.get_legend_handles_labels()[1]) > LEGEND_INSIDE_MAX:  # inside, it would hide curves: beside the axes
-        fig.set_size_inches(10.0, 4.6)
+        fig.set_size_inches(10.0, fig.get_size_inches()[1])  # wider, for the legend
         ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     else:
         ax.legend(frameon=False, fontsize=8 if operating_points else 9, loc="lower right")

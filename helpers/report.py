@@ -250,8 +250,6 @@ def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], 
     )
 
 
-
-
 def saving_at_tau(analysis) -> tuple[float, float]:
     """``(MACs saved, accuracy drop)`` of a multi-exit model at its tau* on the test split.
 

@@ -328,7 +328,7 @@ def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_
     ]
     start = time.perf_counter()
     fit_model.fit(train_ds, validation_data=val_ds, epochs=exp.epochs, callbacks=callbacks,
-              verbose=verbose, shuffle=False)  # the dataset shuffles itself
+                  verbose=verbose, shuffle=False)  # the dataset shuffles itself
     model.save(work / MODEL_FILE)
     history = read_history(work)
     config |= {
