@@ -25,8 +25,12 @@ class Experiment:
         arch: backbone, ``"vgg11"`` (``helpers.models``) or ``"resnet18"`` (``helpers.resnet``).
         head: exit head kind: ``"conv"`` or ``"pool"`` for VGG11, ``"avg"`` or ``"spp"``
             (the pooling) for ResNet18; ``None`` for the plain network.
+        head_filters: VGG11 only: filters of a conv or strided head, before ``width`` scaling.
         exits_after: ResNet18 only: the stages followed by an early exit (VGG11 has one
             after every block).
+        backbone_from: the name of another experiment whose trained network becomes this
+            one's frozen backbone (blocks and final classifier, ``helpers.models.freeze_backbone``):
+            only the exit heads train. ``None`` trains everything.
         loss_weights: lambda for every early exit, or one weight per exit (see
             ``helpers.losses.exit_loss_weights``).
         distill_weight: weight of the self-distillation term of every early exit (the
@@ -52,7 +56,9 @@ class Experiment:
     dataset: str = "flowers"
     arch: str = "vgg11"
     head: str | None = "conv"
+    head_filters: int = 128
     exits_after: tuple[int, ...] = ()
+    backbone_from: str | None = None
     loss_weights: float | tuple[float, ...] = 1.0
     distill_weight: float = 0.0
     distill_temperature: float = 3.0
@@ -88,7 +94,9 @@ class Experiment:
             raise ValueError(f"unknown architecture {self.arch!r} in experiment {self.name}; choose vgg11 or resnet18")
         from helpers.models import build_vgg11
 
-        return build_vgg11(num_classes, self.image_size, self.width, head=self.head, name=name)
+        return build_vgg11(
+            num_classes, self.image_size, self.width, head=self.head, head_filters=self.head_filters, name=name,
+        )
 
     def make_optimizer(self, schedule) -> keras.optimizers.Optimizer:
         """The experiment's optimizer with learning-rate ``schedule``."""
@@ -194,9 +202,29 @@ EXPERIMENTS: dict[str, Experiment] = {
             head="pool", loss_weights=1.0, **{**FLOWERS_LARGER, "epochs": 120}, weight_decay=0.05,
         ),
         Experiment(
+            "flowers-vgg11-128px-wd-heads",
+            "flowers-vgg11-128px-wd's trained network, frozen, with new strided-conv exit heads "
+            "(32 filters) trained alone for 20 epochs",
+            head="strided", head_filters=64, backbone_from="flowers-vgg11-128px-wd", loss_weights=1.0,
+            **{**FLOWERS_LARGER, "epochs": 20}, weight_decay=0.05,
+        ),
+        Experiment(
             "flowers-vgg11-plain-128px",
             "plain VGG11 on the larger budget of flowers-vgg11-128px (its baseline)",
             head=None, loss_weights=(), **FLOWERS_LARGER,
+        ),
+        Experiment(
+            "flowers-vgg11-plain-128px-wd",
+            "plain VGG11 on the budget of flowers-vgg11-128px-wd: 120 epochs, AdamW weight decay 0.05 "
+            "(its baseline)",
+            head=None, loss_weights=(), **{**FLOWERS_LARGER, "epochs": 120}, weight_decay=0.05,
+        ),
+        Experiment(
+            "flowers-vgg11-plain-128px-wd-heads",
+            "the plain flowers-vgg11-plain-128px-wd, frozen, turned into a multi-exit network by "
+            "strided-conv exit heads (32 filters) trained alone for 20 epochs",
+            head="strided", head_filters=64, backbone_from="flowers-vgg11-plain-128px-wd", loss_weights=1.0,
+            **{**FLOWERS_LARGER, "epochs": 20}, weight_decay=0.05,
         ),
         *[
             Experiment(

@@ -23,7 +23,7 @@ from keras import layers
 VGG11_BLOCKS: tuple[tuple[int, ...], ...] = ((64,), (128,), (256, 256), (512, 512), (512, 512))
 """Filters of the conv layers in each of VGG11's five blocks (configuration "A")."""
 
-HEAD_KINDS = ("conv", "pool")
+HEAD_KINDS = ("conv", "pool", "strided")
 
 
 def _scaled(filters: int, width: float) -> int:
@@ -65,15 +65,21 @@ def exit_head(
         in_shape: ``(H, W, C)`` of the feature map it reads.
         num_classes: number of classes K.
         kind: ``"conv"``, the earlier VGG11 course project's head (3x3 conv with
-            ``conv_filters`` filters, ReLU, global average pooling, dense), or
-            ``"pool"``, the cheap head (global average pooling, dense).
-        conv_filters: filters of the conv head.
+            ``conv_filters`` filters, ReLU, global average pooling, dense);
+            ``"pool"``, the cheap head (global average pooling, dense); or
+            ``"strided"``, a 3x3 conv with stride 2 (batch norm, ReLU) before the pooling:
+            a nonlinear layer like the conv head's at a quarter of the positions.
+        conv_filters: filters of the conv and strided heads.
     """
     if kind not in HEAD_KINDS:
         raise ValueError(f"unknown exit head kind {kind!r}; choose one of {HEAD_KINDS}")
     x = inp = keras.Input(tuple(in_shape), name=f"{name}_in")
     if kind == "conv":
         x = layers.Conv2D(conv_filters, 3, padding="same", activation="relu", name="conv")(x)
+    elif kind == "strided":
+        x = layers.Conv2D(conv_filters, 3, strides=2, padding="same", use_bias=False, name="conv")(x)
+        x = layers.BatchNormalization(momentum=0.9, name="bn")(x)
+        x = layers.ReLU(name="relu")(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     # Logits in float32 even under a mixed-precision policy: softmax and entropy need the range.
     x = layers.Dense(num_classes, dtype="float32", name="logits")(x)
@@ -150,9 +156,10 @@ def build_vgg11(
         width: multiplier of every block's filters (the heads keep ``head_filters``
             times ``width``).
         head: ``"conv"`` (the earlier course project's head), ``"pool"`` (cheap
-            head) or ``None`` for the plain VGG11 with only the final classifier.
+            head), ``"strided"`` (see ``exit_head``) or ``None`` for the plain VGG11
+            with only the final classifier.
         exits_after: block numbers (1..5) that get an exit; default all five.
-        head_filters: filters of the conv head before ``width`` scaling.
+        head_filters: filters of the conv or strided head before ``width`` scaling.
         dropout: dropout rate before the final classifier's dense layer.
         name: model name; default ``vgg11_plain`` or ``vgg11_{head}_exits``.
     """
@@ -207,3 +214,58 @@ def exit_positions(model: keras.Model) -> dict[str, str]:
         used = {layer.name for layer in keras.Model(model.inputs, out).layers}
         result[name] = [b for b in blocks if b in used][-1]
     return result
+
+
+def is_head(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer`` is an early-exit head (``exit_1``, ``exit_2`` ...)."""
+    return layer.name.startswith("exit_")
+
+
+def freeze_backbone(model: keras.Model, donor: keras.Model) -> list[str]:
+    """Copy every layer but the exit heads from ``donor`` into ``model`` and freeze them.
+
+    This turns a trained network (plain or multi-exit) into the fixed backbone of
+    ``model``, whose exit heads then train alone: the final classifier keeps the
+    donor's predictions exactly, whatever the heads learn. Frozen batch-norm layers
+    also keep the donor's statistics (Keras runs a non-trainable one in inference mode).
+    A saved model keeps these layers frozen: set their ``trainable`` back to fine-tune it all.
+
+    Args:
+        model: the model to train, with the same preprocessing, blocks and final
+            classifier as ``donor`` (its heads may differ, or the donor may have none).
+        donor: the trained network.
+
+    Returns:
+        The names of the copied (now frozen) layers.
+
+    Raises:
+        ValueError: ``donor`` lacks one of those layers, or its weights have other shapes.
+    """
+    mine_in, theirs_in = tuple(model.inputs[0].shape[1:]), tuple(donor.inputs[0].shape[1:])
+    if mine_in != theirs_in:  # convolutions would take any size, but the donor learnt at its own
+        raise ValueError(
+            f"the model takes inputs of shape {mine_in}, the backbone model {donor.name!r} {theirs_in}: "
+            "build the model at the backbone's image size"
+        )
+    copied = []
+    for layer in model.layers:
+        if is_head(layer) or not layer.weights:
+            continue
+        try:
+            source = donor.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(
+                f"the backbone model {donor.name!r} has no layer {layer.name!r} to copy; "
+                f"its layers: {[x.name for x in donor.layers]}"
+            ) from None
+        mine = [tuple(w.shape) for w in layer.weights]
+        theirs = [tuple(w.shape) for w in source.weights]
+        if mine != theirs:
+            raise ValueError(
+                f"layer {layer.name!r} has weights of shapes {mine}, the backbone model {donor.name!r} "
+                f"{theirs}: build the model with the backbone's image size, width and classes"
+            )
+        layer.set_weights(source.get_weights())
+        layer.trainable = False
+        copied.append(layer.name)
+    return copied

@@ -210,6 +210,7 @@ def train(
     verbose: int | str = "auto",
     overwrite: bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    backbone: str | os.PathLike | None = None,
 ) -> TrainedRun:
     """Train one experiment into ``out_dir``, resuming an interrupted run.
 
@@ -228,14 +229,18 @@ def train(
         verbose: ``model.fit`` verbosity (1: progress bar, 2: one line per epoch).
         overwrite: train again even if ``out_dir`` holds a finished run.
         callbacks: extra Keras callbacks (for example ``EarlyStopping``).
+        backbone: for an experiment with ``backbone_from``: the trained network to freeze
+            (model file, run folder or reference name, see ``helpers.registry.resolve``). By
+            default the finished run named ``backbone_from`` beside ``out_dir``, else the
+            reference model of that name. It must have been trained on the same split.
 
     Returns:
         The finished run. If ``out_dir`` already holds a finished run of the same
         configuration (and ``overwrite`` is false), it is loaded instead.
 
     Raises:
-        ValueError: bad precision/strategy, or ``out_dir`` holds a run of another
-            configuration.
+        ValueError: bad precision/strategy, ``out_dir`` holds a run of another
+            configuration, or the backbone was trained on another split or does not fit.
     """
     exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
     if quick:
@@ -244,6 +249,8 @@ def train(
         if epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {epochs}")
         exp = dataclasses.replace(exp, epochs=int(epochs))
+    if backbone is not None and not exp.backbone_from:
+        raise ValueError(f"experiment {exp.name} trains its whole network: it takes no backbone")
     if precision == "auto":
         precision = default_precision()
     if precision not in PRECISIONS:
@@ -270,7 +277,7 @@ def train(
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(precision)
     try:
-        return _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy, verbose, callbacks)
+        return _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy, verbose, callbacks, backbone)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -286,15 +293,38 @@ def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
     return same and (old.get("finished", False) or not finished)
 
 
-def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_name, verbose, extra) -> TrainedRun:
+def _load_backbone(exp: Experiment, spec, out_dir: Path, splits: data_lib.Splits):
+    """The trained network that ``exp.backbone_from`` names (see ``train``), checked against ``splits``."""
+    from helpers import registry
+
+    path = registry.resolve(spec) if spec is not None else registry.trained_dir(exp.backbone_from, out_dir.parent)
+    donor = registry.load(path)
+    trained_on = donor.meta.get("split_fingerprint")
+    if trained_on != splits.fingerprint():
+        # Frozen features that saw this run's validation or test images would make both look easy.
+        raise ValueError(
+            f"the backbone {donor.path} was trained on split {trained_on}, this run's split is "
+            f"{splits.fingerprint()}: its validation and test images could be the backbone's training "
+            "images; train the backbone on this split first (or give --backbone one that was)"
+        )
+    return donor
+
+
+def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_name, verbose, extra,
+         backbone) -> TrainedRun:
     if splits is None:
         splits = prepare_splits(exp, source, quick, npz=npz)
+    donor = _load_backbone(exp, backbone, out_dir, splits) if exp.backbone_from else None
     strategy = get_strategy(strategy_name)
     replicas = strategy.num_replicas_in_sync
     global_batch = exp.batch_size * replicas
     num_classes = len(splits.class_names)
     with strategy.scope():
         model = exp.build_model(num_classes)
+        if donor is not None:  # before compiling: the optimizer then sees only the heads' weights
+            from helpers.models import freeze_backbone
+
+            freeze_backbone(model, donor.model)
         steps = int(np.ceil(len(splits.train) / global_batch))
         # With self-distillation, fit the training twin (same weights, extra outputs); save the model.
         fit_model = self_distilling(model) if exp.distill_weight > 0 else model
@@ -316,6 +346,8 @@ def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_
         "strategy": strategy_name,
         "replicas": replicas,
         "global_batch_size": global_batch,
+        # relative to the run folder, so that the record stays true when runs/ moves
+        **({"backbone": os.path.relpath(donor.path, out_dir)} if donor is not None else {}),
         "finished": False,
     }
     _write_json(work / "config.json", config)
@@ -368,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--strategy", choices=STRATEGIES, default="default")
     parser.add_argument("--overwrite", action="store_true", help="train again over a finished run")
+    parser.add_argument(
+        "--backbone",
+        help="for an experiment with a frozen backbone: the trained model to freeze (default: the run "
+        "named after its backbone_from beside --out, else that reference model)",
+    )
     parser.add_argument("--list", action="store_true", help="list the experiments and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -381,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
             args.experiment, args.out, source=args.data_dir, npz=args.data_npz, epochs=args.epochs, quick=args.quick,
             seed=args.seed, precision=args.precision,
             strategy=args.strategy, verbose=1,
-            overwrite=args.overwrite,
+            overwrite=args.overwrite, backbone=args.backbone,
         )
     except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
         print(f"error: {err}", file=sys.stderr)

@@ -82,6 +82,81 @@ def test_head_parameter_counts():
     assert pool_head.count_params() == 8 * 3 + 3
 
 
+def test_strided_head_parameters_and_macs():
+    from helpers import cost
+
+    # 3x3 conv, stride 2, 8 -> 16 channels, no bias; batch norm (4 per channel, half trainable);
+    # dense 16 -> 3.
+    head = models.exit_head("exit_1", (16, 16, 8), 3, kind="strided", conv_filters=16)
+    assert head.count_params() == 3 * 3 * 8 * 16 + 4 * 16 + 16 * 3 + 3
+    assert tuple(head.get_layer("conv").output.shape) == (None, 8, 8, 16)  # a quarter of the positions
+    conv = (8 * 8 * 16) * (3 * 3 * 8)  # output elements x k_h x k_w x C_in = 73,728
+    bn, gap, dense = 8 * 8 * 16, 8 * 8 * 16, 16 * 3
+    assert cost.layer_macs(head) == conv + bn + gap + dense == 75_824
+    # the same conv head at stride 1 costs four times the convolution
+    conv_head = models.exit_head("exit_1", (16, 16, 8), 3, kind="conv", conv_filters=16)
+    assert cost.layer_macs(conv_head.get_layer("conv")) == 4 * conv
+
+
+def _donor_and_student(head="strided"):
+    keras.utils.set_random_seed(0)
+    donor = models.build_vgg11(3, 32, 0.125, head=None)
+    student = models.build_vgg11(3, 32, 0.125, head=head, head_filters=32)
+    return donor, student
+
+
+def test_freeze_backbone_copies_and_freezes_all_but_the_heads():
+    donor, student = _donor_and_student()
+    copied = models.freeze_backbone(student, donor)
+    assert copied == ["block_1", "block_2", "block_3", "block_4", "block_5", "final"]  # preprocess has no weights
+    for name in copied:
+        assert not student.get_layer(name).trainable
+        for mine, theirs in zip(student.get_layer(name).weights, donor.get_layer(name).weights, strict=True):
+            np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    assert all(student.get_layer(f"exit_{e}").trainable for e in range(1, 6))
+    # only the heads' weights are left to train
+    head_weights = sum(len(student.get_layer(f"exit_{e}").trainable_weights) for e in range(1, 6))
+    assert len(student.trainable_weights) == head_weights == 5 * 5  # conv kernel, bn gamma and beta, dense kernel and bias
+    images = _images(4)
+    np.testing.assert_allclose(student(images)[-1], donor(images), rtol=1e-5, atol=1e-6)
+
+
+def test_freeze_backbone_keeps_the_final_classifier_through_training():
+    donor, student = _donor_and_student()
+    models.freeze_backbone(student, donor)
+    images, labels = _images(8), np.arange(8) % 3
+    before = [w.numpy().copy() for w in student.get_layer("exit_1").weights]
+    student.compile("adam", loss=[keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * 6)
+    student.fit(images, [labels] * 6, epochs=2, verbose=0)
+    after = [w.numpy() for w in student.get_layer("exit_1").weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))  # the heads learn
+    # the frozen batch norm keeps the donor's statistics, so the final output is still the donor's
+    np.testing.assert_allclose(student.predict(images, verbose=0)[-1], donor.predict(images, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("donor_kwargs", "message"),
+    [
+        (dict(width=0.25), r"layer 'block_1' has weights of shapes .* build the model with the backbone's"),
+        (dict(input_size=64), r"inputs of shape \(32, 32, 3\), the backbone model .* \(64, 64, 3\)"),
+        (dict(num_classes=4), r"layer 'final' has weights of shapes"),
+    ],
+)
+def test_freeze_backbone_refuses_a_donor_that_does_not_fit(donor_kwargs, message):
+    student = models.build_vgg11(3, 32, 0.125, head="strided")
+    donor = models.build_vgg11(**(dict(num_classes=3, input_size=32, width=0.125, head=None) | donor_kwargs))
+    with pytest.raises(ValueError, match=message):
+        models.freeze_backbone(student, donor)
+
+
+def test_freeze_backbone_names_a_missing_layer():
+    student = models.build_vgg11(3, 32, 0.125, head="pool")
+    donor = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="conv")], name="other")
+    with pytest.raises(ValueError, match=r"the backbone model 'other' has no layer 'block_1' to copy; its layers: \['conv'\]"):
+        models.freeze_backbone(student, donor)
+
+
 def test_exits_after_subset():
     model = models.build_vgg11(3, 32, 0.125, head="pool", exits_after=(2, 4))
     assert models.output_names(model) == ["exit_1", "exit_2", "final"]

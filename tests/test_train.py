@@ -204,6 +204,37 @@ def test_self_distillation_trains_the_twin_and_saves_the_plain_model(tmp_path, s
     assert not np.allclose(finished.model.predict(images, verbose=0)[0], run.model.predict(images, verbose=0)[0])
 
 
+def test_frozen_backbone_trains_only_the_heads(finished, splits):
+    # tiny-conv (the finished run) is the donor, found as the run beside the new one.
+    exp = dataclasses.replace(TINY, name="tiny-heads", head="strided", head_filters=32, backbone_from="tiny-conv")
+    run = train.train(exp, finished.out_dir.parent / "tiny-heads", splits=splits, verbose=0)
+    assert run.config["backbone"] == "../tiny-conv/model.keras"
+    images = splits.test.images
+    donor_out = finished.model.predict(images, verbose=0)
+    new_out = run.model.predict(images, verbose=0)
+    np.testing.assert_allclose(new_out[-1], donor_out[-1], rtol=1e-5, atol=1e-5)  # the final classifier is the donor's
+    assert not np.allclose(new_out[0], donor_out[0])  # exit_1 is a new head
+    for name in ("block_1", "block_5", "final"):
+        for mine, theirs in zip(run.model.get_layer(name).weights, finished.model.get_layer(name).weights, strict=True):
+            np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    history = train.read_history(run.out_dir)
+    assert len(history) == 2
+    assert np.ptp(history["val_final_loss"]) < 1e-6  # frozen: the final classifier's validation loss stays put
+    assert np.ptp(history["val_exit_1_loss"]) > 1e-6  # while the heads learn
+
+
+def test_frozen_backbone_from_another_split_is_refused(finished, splits, tmp_path):
+    other = data.split_dataset(data.synthetic_images(n_per_class=22, num_classes=3, image_size=32, seed=0), seed=1)
+    exp = dataclasses.replace(TINY, name="tiny-heads", head="strided", backbone_from="tiny-conv")
+    with pytest.raises(ValueError, match=r"was trained on split [0-9a-f]+, this run's split is [0-9a-f]+: its validation"):
+        train.train(exp, tmp_path / "heads", splits=other, backbone=finished.out_dir, verbose=0)
+    with pytest.raises(FileNotFoundError, match="no trained model 'tiny-conv'"):  # no run beside, no reference
+        train.train(exp, tmp_path / "heads", splits=splits, verbose=0)
+    with pytest.raises(ValueError, match="experiment tiny-conv trains its whole network: it takes no backbone"):
+        train.train(TINY, tmp_path / "whole", splits=splits, backbone=finished.out_dir, verbose=0)
+    assert not (tmp_path / "whole").exists()
+
+
 def test_a_run_recorded_before_an_experiment_field_existed_is_still_the_same_run(finished, splits, capsys):
     config_file = finished.out_dir / "config.json"
     config = json.loads(config_file.read_text())
