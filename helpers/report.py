@@ -120,7 +120,7 @@ def markdown_table(frame, digits: int = 2, percent: Sequence[str] = ()) -> str:
 
     Floats are rounded to ``digits``; the columns named in ``percent`` hold fractions
     and are shown as percentages with one decimal (0.8237 -> ``82.4%``); a missing
-    value (NaN) is shown as ``–``.
+    value (NaN or None) is shown as ``–``.
 
     Raises:
         KeyError: a column in ``percent`` is not in ``frame``.
@@ -130,6 +130,8 @@ def markdown_table(frame, digits: int = 2, percent: Sequence[str] = ()) -> str:
         raise KeyError(f"percent columns {missing} are not in the table (columns: {list(frame.columns)})")
 
     def cell(value, as_percent: bool) -> str:
+        if value is None:
+            return "–"
         if isinstance(value, float):
             if math.isnan(value):
                 return "–"
@@ -175,8 +177,10 @@ def seed_table(analyses: Mapping[str, object]):
 def budget_table(configs: Mapping[str, Mapping]):
     """What training each run cost, from its ``config.json`` (``helpers.train``).
 
-    Columns: seed, epochs, image size, width, precision and the measured training wall
-    time in minutes (the sum of the epochs' times, so a resumed run counts each epoch once).
+    Columns: seed, epochs, image size, width, precision, the measured training wall
+    time in minutes (the sum of the epochs' times, so a resumed run counts each epoch once)
+    and, for a run that trained only exit heads, the run whose frozen network it reused
+    (whose budget comes on top; ``None`` otherwise).
     """
     import pandas as pd
 
@@ -187,7 +191,8 @@ def budget_table(configs: Mapping[str, Mapping]):
         rows[name] = {"seed": int(config.get("seed", 0)), "epochs": int(exp["epochs"]),
                       "image size": int(exp["image_size"]), "width": float(exp["width"]),
                       "precision": config.get("precision", "?"),
-                      "train minutes": float("nan") if seconds is None else seconds / 60}
+                      "train minutes": float("nan") if seconds is None else seconds / 60,
+                      "frozen backbone of": exp.get("backbone_from")}
     frame = pd.DataFrame(rows).T.astype({"seed": int, "epochs": int, "image size": int,
                                          "width": float, "train minutes": float})
     frame.index.name = "model"
@@ -229,7 +234,7 @@ def target_table(analyses: Mapping[str, object], main: str, plain: str, min_accu
 
 def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], min_accuracy: float,
                   max_cost: float, tolerance: float = 0.01):
-    """``target_table`` for several models side by side, each against its own plain baseline.
+    """``target_table`` for several models, one row each, each against its own plain baseline.
 
     Args:
         analyses: name -> ``helpers.evaluation.Analysis``, the models and their baselines.
@@ -237,17 +242,25 @@ def target_tables(analyses: Mapping[str, object], baselines: Mapping[str, str], 
         min_accuracy, max_cost, tolerance: as in ``target_table``.
 
     Returns:
-        One row per target, columns ``measured (<model>)`` and ``met (<model>)`` (bool) per model.
+        One row per model: column ``baseline``, then one column per target of
+        ``target_table`` (in its order, with short names), each cell ``yes: `` or ``no: ``
+        (met or not) and the measured value.
     """
     import pandas as pd
 
     if not baselines:
         raise ValueError("no model to check against the targets")
-    return pd.concat(
-        [target_table(analyses, main, plain, min_accuracy, max_cost, tolerance).add_suffix(f" ({main})")
-         for main, plain in baselines.items()],
-        axis=1,
-    )
+    points = 100 * tolerance
+    short = [f"final exit ≥ {min_accuracy:.0%}", f"at tau*: within {points:g} point of the final exit",
+             f"at tau*: cost ≤ {max_cost:g}", f"final exit ≥ plain − {points:g} point"]
+    rows = {}
+    for main, plain in baselines.items():
+        table = target_table(analyses, main, plain, min_accuracy, max_cost, tolerance)
+        cells = (f"{'yes' if ok else 'no'}: {m}" for m, ok in zip(table["measured"], table["met"], strict=True))
+        rows[main] = {"baseline": plain} | dict(zip(short, cells, strict=True))
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
 
 
 def saving_at_tau(analysis) -> tuple[float, float]:

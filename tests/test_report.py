@@ -156,10 +156,14 @@ def test_seed_table_mean_and_sample_std():
 def test_budget_table_from_configs():
     config = {"experiment": {"epochs": 50, "image_size": 96, "width": 0.5}, "seed": 2,
               "precision": "mixed_bfloat16", "train_seconds_total": 750.0}
-    table = report.budget_table({"m": config, "old": {**config, "train_seconds_total": None}})
-    assert table.loc["m"].tolist() == [2, 50, 96, 0.5, "mixed_bfloat16", 12.5]
+    heads = {**config, "experiment": {**config["experiment"], "epochs": 20, "backbone_from": "m"}}
+    table = report.budget_table({"m": config, "old": {**config, "train_seconds_total": None}, "heads": heads})
+    assert table.loc["m"].tolist() == [2, 50, 96, 0.5, "mixed_bfloat16", 12.5, None]
     assert np.isnan(table.loc["old", "train minutes"])
-    assert report.markdown_table(table).splitlines()[3] == "| old | 2 | 50 | 96 | 0.50 | mixed_bfloat16 | – |"
+    assert table.loc["heads", ["epochs", "frozen backbone of"]].tolist() == [20, "m"]
+    lines = report.markdown_table(table).splitlines()
+    assert lines[3] == "| old | 2 | 50 | 96 | 0.50 | mixed_bfloat16 | – | – |"
+    assert lines[4] == "| heads | 2 | 20 | 96 | 0.50 | mixed_bfloat16 | 12.50 | m |"
 
 
 def test_target_table_checks_each_target():
@@ -183,10 +187,14 @@ def test_target_tables_check_each_model_against_its_own_baseline():
     sharp = _analysis("sharp", logits[:, 1:], labels, [1.0], threshold=0.0)  # 100 %
     analyses = {"m": multi, "big": multi, "p": plain, "p-big": sharp}
     table = report.target_tables(analyses, {"m": "p", "big": "p-big"}, min_accuracy=0.85, max_cost=0.5)
-    assert list(table.columns) == ["measured (m)", "met (m)", "measured (big)", "met (big)"]
-    assert table["measured (m)"].iloc[3] == "100.0% vs 50.0%"
-    assert table["measured (big)"].iloc[3] == "100.0% vs 100.0%"
-    assert table["met (big)"].tolist() == [True, True, False, True]
+    assert list(table.index) == ["m", "big"]
+    assert list(table.columns) == ["baseline", "final exit ≥ 85%", "at tau*: within 1 point of the final exit",
+                                   "at tau*: cost ≤ 0.5", "final exit ≥ plain − 1 point"]
+    assert table.loc["m"].tolist() == ["p", "yes: 100.0%", "yes: 100.0% (0.0 points below)", "no: 1.00",
+                                       "yes: 100.0% vs 50.0%"]
+    assert table.loc["big", "final exit ≥ plain − 1 point"] == "yes: 100.0% vs 100.0%"
+    worse = report.target_tables(analyses, {"m": "p-big"}, min_accuracy=1.5, max_cost=2.0, tolerance=0.0)
+    assert worse.loc["m"].str.startswith("no:").tolist() == [False, True, False, False, False]
     with pytest.raises(ValueError, match="no model"):
         report.target_tables(analyses, {}, 0.85, 0.5)
 
