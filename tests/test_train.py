@@ -325,6 +325,14 @@ def test_main_unknown_experiment(tmp_path, capsys):
     assert "flowers-vgg11-lambda1" in err[0]  # says which names exist
 
 
+def test_main_refuses_a_backbone_for_an_experiment_that_trains_everything(tmp_path, capsys):
+    args = ["--experiment", "flowers-vgg11", "--out", str(tmp_path / "x"), "--backbone", "flowers-vgg11-plain"]
+    assert train.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: experiment flowers-vgg11 trains its whole network: it takes no backbone"]
+    assert not (tmp_path / "x").exists()
+
+
 def test_main_requires_experiment_and_out(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--experiment", "flowers-vgg11-plain"])
