@@ -216,11 +216,6 @@ def exit_positions(model: keras.Model) -> dict[str, str]:
     return result
 
 
-def is_head(layer: keras.layers.Layer) -> bool:
-    """Whether ``layer`` is an early-exit head (``exit_1``, ``exit_2`` ...)."""
-    return layer.name.startswith("exit_")
-
-
 def freeze_backbone(model: keras.Model, donor: keras.Model) -> list[str]:
     """Copy every layer but the exit heads from ``donor`` into ``model`` and freeze them.
 
@@ -247,9 +242,10 @@ def freeze_backbone(model: keras.Model, donor: keras.Model) -> list[str]:
             f"the model takes inputs of shape {mine_in}, the backbone model {donor.name!r} {theirs_in}: "
             "build the model at the backbone's image size"
         )
+    heads = set(output_names(model)[:-1])  # every output but the final one is named after its head
     copied = []
     for layer in model.layers:
-        if is_head(layer) or not layer.weights:
+        if layer.name in heads or not layer.weights:
             continue
         try:
             source = donor.get_layer(layer.name)
