@@ -177,6 +177,12 @@ def test_target_table_checks_each_target():
     assert table["met"].tolist() == [True, True, False, True]
     assert table.index[2] == "mean cost at tau* ≤ 0.5 × the plain network (heads included)"
     assert report.target_table({"m": multi, "p": plain}, "m", "p", 0.85, 1.0)["met"].all()
+    # limits a rounding error past what was measured: ten times 0.1 adds up to less than 1.0
+    assert sum([0.1] * 10) < 1.0
+    edge = report.target_table({"m": multi, "p": plain}, "m", "p", 1.0 + 1e-12, sum([0.1] * 10))
+    assert edge["met"].tolist() == [True, True, True, True]
+    assert report.target_table({"m": multi, "p": plain}, "m", "p", 1.0 + 1e-6, 0.999)["met"].tolist() == [
+        False, True, False, True]
 
 
 def test_target_tables_check_each_model_against_its_own_baseline():
