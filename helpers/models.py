@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 VGG11_BLOCKS: tuple[tuple[int, ...], ...] = ((64,), (128,), (256, 256), (512, 512), (512, 512))
@@ -242,11 +243,8 @@ def freeze_backbone(model: keras.Model, donor: keras.Model) -> list[str]:
             f"the model takes inputs of shape {mine_in}, the backbone model {donor.name!r} {theirs_in}: "
             "build the model at the backbone's image size"
         )
-    heads = set(output_names(model)[:-1])  # every output but the final one is named after its head
     copied = []
-    for layer in model.layers:
-        if layer.name in heads or not layer.weights:
-            continue
+    for layer in _backbone_layers(model):
         try:
             source = donor.get_layer(layer.name)
         except ValueError:
@@ -265,3 +263,31 @@ def freeze_backbone(model: keras.Model, donor: keras.Model) -> list[str]:
         layer.trainable = False
         copied.append(layer.name)
     return copied
+
+
+def _backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of ``model`` that hold weights, exit heads excepted."""
+    heads = set(output_names(model)[:-1])  # every output but the final one is named after its head
+    return [layer for layer in model.layers if layer.weights and layer.name not in heads]
+
+
+def same_backbone(model: keras.Model, donor: keras.Model) -> bool:
+    """Whether every layer of ``model`` but its exit heads holds exactly ``donor``'s weights.
+
+    True for a model whose backbone ``freeze_backbone`` took from ``donor`` (frozen
+    layers never change); false once ``donor`` has been trained again, or when it lacks
+    a layer or has other shapes.
+    """
+    if tuple(model.inputs[0].shape[1:]) != tuple(donor.inputs[0].shape[1:]):
+        return False
+    for layer in _backbone_layers(model):
+        try:
+            source = donor.get_layer(layer.name)
+        except ValueError:
+            return False
+        mine, theirs = layer.get_weights(), source.get_weights()
+        if len(mine) != len(theirs) or any(
+            a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(mine, theirs, strict=True)
+        ):
+            return False
+    return True

@@ -236,7 +236,9 @@ def train(
 
     Returns:
         The finished run. If ``out_dir`` already holds a finished run of the same
-        configuration (and ``overwrite`` is false), it is loaded instead.
+        configuration (and ``overwrite`` is false), it is loaded instead, unless its
+        frozen backbone is no longer the donor's (the donor was trained again since):
+        then the heads train again on the new one.
 
     Raises:
         ValueError: bad precision/strategy, ``out_dir`` holds a run of another
@@ -261,8 +263,12 @@ def train(
     wanted = json.loads(json.dumps({"experiment": exp.to_dict(), "seed": seed, "precision": precision, "quick": quick}))
     if _same_config(out_dir / "config.json", wanted, finished=True) and (out_dir / MODEL_FILE).exists():
         if not overwrite:
-            print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
-            return load_run(out_dir)
+            run = load_run(out_dir)
+            changed = _changed_backbone(exp, run, backbone)
+            if changed is None:
+                print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
+                return run
+            print(f"the backbone {changed} has changed since {out_dir} trained its heads on it; training them again")
     if (work / "backup").exists() and not overwrite:
         if not _same_config(work / "config.json", wanted):
             raise ValueError(
@@ -291,6 +297,28 @@ def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
         old["experiment"] = Experiment.from_dict(old["experiment"]).to_dict()
     same = json.loads(json.dumps({k: old.get(k) for k in wanted})) == json.loads(json.dumps(wanted))
     return same and (old.get("finished", False) or not finished)
+
+
+def _changed_backbone(exp: Experiment, run: TrainedRun, spec) -> Path | None:
+    """The donor of a finished frozen-backbone run if its weights are no longer the run's backbone.
+
+    ``None`` for an experiment that trains everything, or when no ``spec`` is given and
+    the default donor is gone (the run keeps its own copy of the backbone it trained on).
+    """
+    if not exp.backbone_from:
+        return None
+    from helpers import registry
+    from helpers.models import same_backbone
+
+    if spec is not None:
+        path = registry.resolve(spec)
+    else:
+        try:
+            path = registry.trained_dir(exp.backbone_from, run.out_dir.parent)
+        except FileNotFoundError:
+            return None
+    donor = registry.load(path)
+    return None if same_backbone(run.model, donor.model) else donor.path
 
 
 def _load_backbone(exp: Experiment, spec, out_dir: Path, splits: data_lib.Splits):

@@ -157,6 +157,22 @@ def test_freeze_backbone_names_a_missing_layer():
         models.freeze_backbone(student, donor)
 
 
+def test_same_backbone_tells_the_donor_from_a_changed_or_other_one():
+    donor, student = _donor_and_student()
+    assert not models.same_backbone(student, donor)  # fresh weights of its own
+    models.freeze_backbone(student, donor)
+    assert models.same_backbone(student, donor)
+    block = donor.get_layer("block_5")
+    weights = block.get_weights()
+    weights[-1] = weights[-1] + 1e-3  # one batch-norm statistic of the deepest block moves
+    block.set_weights(weights)
+    assert not models.same_backbone(student, donor)
+    assert not models.same_backbone(student, models.build_vgg11(3, 64, 0.125, head=None))
+    assert not models.same_backbone(student, models.build_vgg11(3, 32, 0.25, head=None))
+    other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3, name="conv")])
+    assert not models.same_backbone(student, other)
+
+
 def test_exits_after_subset():
     model = models.build_vgg11(3, 32, 0.125, head="pool", exits_after=(2, 4))
     assert models.output_names(model) == ["exit_1", "exit_2", "final"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -221,6 +222,29 @@ def test_frozen_backbone_trains_only_the_heads(finished, splits):
     assert len(history) == 2
     assert np.ptp(history["val_final_loss"]) < 1e-6  # frozen: the final classifier's validation loss stays put
     assert np.ptp(history["val_exit_1_loss"]) > 1e-6  # while the heads learn
+
+
+def test_a_finished_heads_run_trains_again_when_its_backbone_changed(finished, splits, tmp_path, capsys):
+    shutil.copytree(finished.out_dir, tmp_path / "tiny-conv")
+    exp = dataclasses.replace(TINY, name="tiny-heads", head="strided", head_filters=32, backbone_from="tiny-conv")
+    first = train.train(exp, tmp_path / "tiny-heads", splits=splits, verbose=0)
+    train.train(exp, tmp_path / "tiny-heads", splits=splits, verbose=0)
+    assert "holds a finished run of tiny-heads; loading it" in capsys.readouterr().out
+    # The donor is trained again (here: its final classifier moves).
+    donor = keras.models.load_model(tmp_path / "tiny-conv" / "model.keras", compile=False)
+    kernel, bias = donor.get_layer("final").get_weights()
+    donor.get_layer("final").set_weights([kernel, bias + 1.0])
+    donor.save(tmp_path / "tiny-conv" / "model.keras")
+    again = train.train(exp, tmp_path / "tiny-heads", splits=splits, verbose=0)
+    out = capsys.readouterr().out
+    assert f"the backbone {tmp_path / 'tiny-conv' / 'model.keras'} has changed since {tmp_path / 'tiny-heads'}" in out
+    np.testing.assert_array_equal(again.model.get_layer("final").get_weights()[1], bias + 1.0)
+    np.testing.assert_array_equal(first.model.get_layer("final").get_weights()[1], bias)
+    reloaded = train.train(exp, tmp_path / "tiny-heads", splits=splits, verbose=0)  # up to date again: loaded
+    assert "loading it" in capsys.readouterr().out
+    np.testing.assert_array_equal(reloaded.model.get_layer("final").get_weights()[1], bias + 1.0)
+    with pytest.raises(FileNotFoundError, match="no model file, run folder or reference model called"):
+        train.train(exp, tmp_path / "tiny-heads", splits=splits, backbone=tmp_path / "gone", verbose=0)
 
 
 def test_frozen_backbone_from_another_split_is_refused(finished, splits, tmp_path):
