@@ -289,13 +289,23 @@ def train(
 
 
 def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
-    """Whether the run config at ``path`` has the ``wanted`` settings (and is finished, if asked)."""
+    """Whether the run config at ``path`` has the ``wanted`` settings (and is finished, if asked).
+
+    An experiment's description is not a setting: rewording it keeps the run.
+    """
     if not path.exists():
         return False
     old = json.loads(path.read_text())
     if isinstance(old.get("experiment"), dict):  # fields added to Experiment since take their defaults
         old["experiment"] = Experiment.from_dict(old["experiment"]).to_dict()
-    same = json.loads(json.dumps({k: old.get(k) for k in wanted})) == json.loads(json.dumps(wanted))
+
+    def settings(config: dict) -> dict:
+        config = json.loads(json.dumps({k: config.get(k) for k in wanted}))
+        if isinstance(config.get("experiment"), dict):
+            config["experiment"].pop("description", None)
+        return config
+
+    same = settings(old) == settings(wanted)
     return same and (old.get("finished", False) or not finished)
 
 

@@ -272,6 +272,23 @@ def test_a_run_recorded_before_an_experiment_field_existed_is_still_the_same_run
         config_file.write_text(json.dumps(config))
 
 
+def test_a_reworded_description_keeps_the_run_but_another_setting_does_not(finished, splits, capsys):
+    model_file = finished.out_dir / train.MODEL_FILE
+    stamp = model_file.stat().st_mtime_ns
+    reworded = dataclasses.replace(TINY, description="the same run, described in other words")
+    train.train(reworded, finished.out_dir, splits=splits, verbose=0)
+    assert "holds a finished run of tiny-conv; loading it" in capsys.readouterr().out
+    assert model_file.stat().st_mtime_ns == stamp
+
+    def wanted(exp):
+        return json.loads(json.dumps({"experiment": exp.to_dict(), "seed": 0, "precision": "float32", "quick": False}))
+
+    config_file = finished.out_dir / "config.json"
+    assert train._same_config(config_file, wanted(reworded), finished=True)
+    assert not train._same_config(config_file, wanted(dataclasses.replace(reworded, epochs=3)), finished=True)
+    assert not train._same_config(config_file, wanted(dataclasses.replace(TINY, head_filters=64)), finished=True)
+
+
 def test_experiment_from_dict_refuses_unknown_settings():
     record = json.loads(json.dumps(TINY.to_dict()))
     assert Experiment.from_dict(record) == TINY
