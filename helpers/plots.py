@@ -53,8 +53,11 @@ def exit_palette(n: int, cmap: str = "viridis") -> list[tuple[float, float, floa
 
 
 def _model_colours(names: Sequence[str]) -> dict[str, tuple]:
-    """One qualitative colour per model name, stable across figures for the same list."""
-    cycle = plt.get_cmap("tab10").colors
+    """One qualitative colour per model name, stable across figures for the same list.
+
+    tab10 for up to ten models; tab20 beyond, so that up to twenty get distinct colours.
+    """
+    cycle = plt.get_cmap("tab10" if len(names) <= 10 else "tab20").colors
     return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
 
 

@@ -275,3 +275,11 @@ def test_confusion_matrix_counts_and_bad_input():
     np.testing.assert_allclose(empty_row, [[0.5, 0.5, 0], [0, 0, 0], [0, 0, 0]])
     with pytest.raises(ValueError, match="predictions"):
         plots.plot_confusion_matrix([0, 1], [0, 3], ["a", "b", "c"])
+
+
+def test_model_colours_stay_distinct_beyond_ten_models():
+    ten = [f"m{i}" for i in range(10)]
+    assert list(plots._model_colours(ten).values()) == list(plt.get_cmap("tab10").colors)
+    eleven = plots._model_colours(ten + ["m10"])
+    assert len(set(eleven.values())) == 11
+    assert plots._model_colours(ten + ["m10"]) == eleven  # stable for the same list
