@@ -237,14 +237,32 @@ def freeze_backbone(model: keras.Model, donor: keras.Model) -> list[str]:
     Raises:
         ValueError: ``donor`` lacks one of those layers, or its weights have other shapes.
     """
+    copied = []
+    for layer, source in _backbone_pairs(model, donor):
+        layer.set_weights(source.get_weights())
+        layer.trainable = False
+        copied.append(layer.name)
+    return copied
+
+
+def _backbone_pairs(model: keras.Model, donor: keras.Model) -> list[tuple[keras.layers.Layer, keras.layers.Layer]]:
+    """Each layer of ``model`` that holds weights, exit heads excepted, with its namesake in ``donor``.
+
+    Raises:
+        ValueError: the two take other input sizes, ``donor`` lacks one of those layers,
+            or its weights have other shapes.
+    """
     mine_in, theirs_in = tuple(model.inputs[0].shape[1:]), tuple(donor.inputs[0].shape[1:])
     if mine_in != theirs_in:  # convolutions would take any size, but the donor learnt at its own
         raise ValueError(
             f"the model takes inputs of shape {mine_in}, the backbone model {donor.name!r} {theirs_in}: "
             "build the model at the backbone's image size"
         )
-    copied = []
-    for layer in _backbone_layers(model):
+    heads = set(output_names(model)[:-1])  # every output but the final one is named after its head
+    pairs = []
+    for layer in model.layers:
+        if not layer.weights or layer.name in heads:
+            continue
         try:
             source = donor.get_layer(layer.name)
         except ValueError:
@@ -259,16 +277,8 @@ def freeze_backbone(model: keras.Model, donor: keras.Model) -> list[str]:
                 f"layer {layer.name!r} has weights of shapes {mine}, the backbone model {donor.name!r} "
                 f"{theirs}: build the model with the backbone's image size, width and classes"
             )
-        layer.set_weights(source.get_weights())
-        layer.trainable = False
-        copied.append(layer.name)
-    return copied
-
-
-def _backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers of ``model`` that hold weights, exit heads excepted."""
-    heads = set(output_names(model)[:-1])  # every output but the final one is named after its head
-    return [layer for layer in model.layers if layer.weights and layer.name not in heads]
+        pairs.append((layer, source))
+    return pairs
 
 
 def same_backbone(model: keras.Model, donor: keras.Model) -> bool:
@@ -278,16 +288,12 @@ def same_backbone(model: keras.Model, donor: keras.Model) -> bool:
     layers never change); false once ``donor`` has been trained again, or when it lacks
     a layer or has other shapes.
     """
-    if tuple(model.inputs[0].shape[1:]) != tuple(donor.inputs[0].shape[1:]):
+    try:
+        pairs = _backbone_pairs(model, donor)
+    except ValueError:  # another input size, a missing layer or other shapes: not this donor
         return False
-    for layer in _backbone_layers(model):
-        try:
-            source = donor.get_layer(layer.name)
-        except ValueError:
-            return False
-        mine, theirs = layer.get_weights(), source.get_weights()
-        if len(mine) != len(theirs) or any(
-            a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(mine, theirs, strict=True)
-        ):
-            return False
-    return True
+    return all(
+        np.array_equal(a, b)
+        for layer, source in pairs
+        for a, b in zip(layer.get_weights(), source.get_weights(), strict=True)
+    )

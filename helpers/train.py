@@ -259,8 +259,7 @@ def train(
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
     out_dir = Path(out_dir)
     work = out_dir / WORK_DIR
-    # as JSON stores it (tuples become lists), so that what train returns equals what it wrote
-    wanted = json.loads(json.dumps({"experiment": exp.to_dict(), "seed": seed, "precision": precision, "quick": quick}))
+    wanted = _run_settings(exp, seed, precision, quick)
     if _same_config(out_dir / "config.json", wanted, finished=True) and (out_dir / MODEL_FILE).exists():
         if not overwrite:
             run = load_run(out_dir)
@@ -286,6 +285,12 @@ def train(
         return _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy, verbose, callbacks, backbone)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def _run_settings(exp: Experiment, seed: int, precision: str, quick: bool) -> dict:
+    """What makes two runs the same run, as ``config.json`` records it (tuples become lists, so that
+    what ``train`` returns equals what it wrote)."""
+    return json.loads(json.dumps({"experiment": exp.to_dict(), "seed": seed, "precision": precision, "quick": quick}))
 
 
 def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
@@ -320,23 +325,28 @@ def _changed_backbone(exp: Experiment, run: TrainedRun, spec) -> Path | None:
     from helpers import registry
     from helpers.models import same_backbone
 
-    if spec is not None:
-        path = registry.resolve(spec)
-    else:
-        try:
-            path = registry.trained_dir(exp.backbone_from, run.out_dir.parent)
-        except FileNotFoundError:
-            return None
-    donor = registry.load(path)
+    try:
+        donor = registry.load(_donor_path(exp, spec, run.out_dir))
+    except FileNotFoundError:
+        if spec is not None:  # a donor named on purpose must exist
+            raise
+        return None
     return None if same_backbone(run.model, donor.model) else donor.path
+
+
+def _donor_path(exp: Experiment, spec, out_dir: Path) -> Path:
+    """Where the network to freeze is: ``spec`` if given, else the run ``exp.backbone_from`` beside ``out_dir``
+    or that reference model (see ``train``)."""
+    from helpers import registry
+
+    return registry.resolve(spec) if spec is not None else registry.trained_dir(exp.backbone_from, out_dir.parent)
 
 
 def _load_backbone(exp: Experiment, spec, out_dir: Path, splits: data_lib.Splits):
     """The trained network that ``exp.backbone_from`` names (see ``train``), checked against ``splits``."""
     from helpers import registry
 
-    path = registry.resolve(spec) if spec is not None else registry.trained_dir(exp.backbone_from, out_dir.parent)
-    donor = registry.load(path)
+    donor = registry.load(_donor_path(exp, spec, out_dir))
     trained_on = donor.meta.get("split_fingerprint")
     if trained_on != splits.fingerprint():
         # Frozen features that saw this run's validation or test images would make both look easy.

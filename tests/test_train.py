@@ -281,7 +281,7 @@ def test_a_reworded_description_keeps_the_run_but_another_setting_does_not(finis
     assert model_file.stat().st_mtime_ns == stamp
 
     def wanted(exp):
-        return json.loads(json.dumps({"experiment": exp.to_dict(), "seed": 0, "precision": "float32", "quick": False}))
+        return train._run_settings(exp, seed=0, precision="float32", quick=False)
 
     config_file = finished.out_dir / "config.json"
     assert train._same_config(config_file, wanted(reworded), finished=True)
