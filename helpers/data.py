@@ -539,6 +539,68 @@ def crop_flip(images, padding: int = 4, seed: int = 0):
 
 
 AUGMENTATIONS = ("flowers", "flowers_strong", "crop_flip", None)
+MIXINGS = ("cutmix", "mixup", None)
+
+
+def _beta(shape, alpha: float, seed: int):
+    """Samples of Beta(alpha, alpha), as ``g1 / (g1 + g2)`` of two Gamma(alpha) draws."""
+    import tensorflow as tf
+
+    g1 = tf.random.gamma(shape, alpha, seed=seed)
+    g2 = tf.random.gamma(shape, alpha, seed=seed + 1)
+    return g1 / tf.maximum(g1 + g2, 1e-12)
+
+
+def mix_batch(images, labels, kind: str, alpha: float = 1.0, seed: int = 0):
+    """CutMix or MixUp of a batch with a shuffled copy of itself, one mixing weight per image.
+
+    Args:
+        images: uint8 ``(B, H, W, 3)``.
+        labels: float one-hot (or already soft) labels ``(B, K)``.
+        kind: ``"cutmix"`` (Yun et al., 2019: a random box of the partner image is pasted in;
+            the labels mix by the fraction of pixels each image keeps) or ``"mixup"``
+            (Zhang et al., 2018: the two images blend with weight ``lam`` and the labels alike,
+            the blend rounded back to uint8).
+        alpha: ``lam ~ Beta(alpha, alpha)``.
+        seed: seed of the partners, the weights and the boxes.
+
+    Returns:
+        ``(images, labels)``: uint8 ``(B, H, W, 3)`` and float32 ``(B, K)``, each label row
+        summing to 1.
+    """
+    import tensorflow as tf
+
+    if kind not in ("cutmix", "mixup"):
+        raise ValueError(f"unknown mixing {kind!r}; choose one of {MIXINGS}")
+    if not np.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"the mixing alpha must be positive, got {alpha}")
+    labels = tf.cast(labels, tf.float32)
+    batch = tf.shape(images)[0]
+    partner = tf.random.shuffle(tf.range(batch), seed=seed)
+    other_images, other_labels = tf.gather(images, partner), tf.gather(labels, partner)
+    lam = _beta([batch], alpha, seed + 2)  # (B,): the weight of each image itself
+    if kind == "mixup":
+        x = lam[:, None, None, None] * tf.cast(images, tf.float32)
+        x += (1 - lam[:, None, None, None]) * tf.cast(other_images, tf.float32)
+        mixed = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+    else:
+        h, w = images.shape[1], images.shape[2]
+        # A box of area (1 - lam) * H * W centred anywhere, clipped at the borders.
+        side = tf.sqrt(1.0 - lam)
+        cy = tf.random.uniform([batch], 0, h, seed=seed + 4)
+        cx = tf.random.uniform([batch], 0, w, seed=seed + 5)
+        y0 = tf.cast(tf.clip_by_value(tf.round(cy - side * h / 2), 0, h), tf.int32)
+        y1 = tf.cast(tf.clip_by_value(tf.round(cy + side * h / 2), 0, h), tf.int32)
+        x0 = tf.cast(tf.clip_by_value(tf.round(cx - side * w / 2), 0, w), tf.int32)
+        x1 = tf.cast(tf.clip_by_value(tf.round(cx + side * w / 2), 0, w), tf.int32)
+        rows, cols = tf.range(h)[None, :], tf.range(w)[None, :]
+        in_rows = (rows >= y0[:, None]) & (rows < y1[:, None])  # (B, H)
+        in_cols = (cols >= x0[:, None]) & (cols < x1[:, None])  # (B, W)
+        box = in_rows[:, :, None] & in_cols[:, None, :]  # (B, H, W): the partner's pixels
+        mixed = tf.where(box[..., None], other_images, images)
+        # The label weight is the pixel fraction actually kept, after clipping and rounding.
+        lam = 1.0 - tf.reduce_mean(tf.cast(box, tf.float32), axis=[1, 2])
+    return mixed, lam[:, None] * labels + (1 - lam[:, None]) * other_labels
 
 
 def make_dataset(
@@ -548,6 +610,9 @@ def make_dataset(
     output_names: Sequence[str] | None = None,
     seed: int = 0,
     augmentation: str | None = "flowers",
+    mixing: str | None = None,
+    mixing_alpha: float = 1.0,
+    num_classes: int | None = None,
 ):
     """A batched ``tf.data.Dataset`` of ``(uint8 images, labels)``.
 
@@ -561,6 +626,12 @@ def make_dataset(
         augmentation: with ``training``: ``"flowers"`` (``augmenter``: flip, zoom,
             shift, contrast), ``"flowers_strong"`` (``augmenter(strong=True)``: also
             rotation, brightness, a larger zoom), ``"crop_flip"`` (``crop_flip``, for CIFAR-10) or ``None``.
+        mixing: with ``training``: ``"cutmix"`` or ``"mixup"`` after the augmentation
+            (``mix_batch``, weights from ``Beta(mixing_alpha, mixing_alpha)``), or ``None``.
+            Needs ``num_classes``.
+        mixing_alpha: see ``mixing``.
+        num_classes: the labels become float one-hot vectors ``(B, K)`` (soft after
+            mixing), for a categorical loss; ``None`` keeps integer labels.
     """
     import tensorflow as tf
 
@@ -568,6 +639,10 @@ def make_dataset(
         raise DataError("cannot make a dataset from zero images")
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {augmentation!r}; choose one of {AUGMENTATIONS}")
+    if mixing not in MIXINGS:
+        raise ValueError(f"unknown mixing {mixing!r}; choose one of {MIXINGS}")
+    if mixing is not None and num_classes is None:
+        raise ValueError("mixing needs num_classes: mixed labels are soft, not class indices")
     ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
     if training:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
@@ -584,6 +659,10 @@ def make_dataset(
         # Sequential on purpose: the random layers draw from one seed state, and parallel calls
         # would take its values in a racy order, so two runs of the same seed would differ.
         ds = ds.map(_augment)
+    if num_classes is not None:
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+    if training and mixing is not None:
+        ds = ds.map(lambda x, y: mix_batch(x, y, mixing, mixing_alpha, seed + 10))  # sequential, as above
     if output_names is not None and len(output_names) > 1:
         names = list(output_names)
         ds = ds.map(lambda x, y: (x, {n: y for n in names}))

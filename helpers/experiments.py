@@ -45,6 +45,9 @@ class Experiment:
         weight_decay: weight decay of the optimizer.
         optimizer: ``"adamw"`` or ``"sgd"`` (Nesterov momentum 0.9).
         augmentation: training augmentation (see ``helpers.data.make_dataset``).
+        mixing: ``"cutmix"`` or ``"mixup"`` of the training batches after the augmentation
+            (``helpers.data.mix_batch``; the loss then takes soft labels), or ``None``.
+        mixing_alpha: the mixing weights are drawn from ``Beta(mixing_alpha, mixing_alpha)``.
         val_fraction: for a dataset with its own test set (CIFAR-10): the fraction of
             the training images held out for validation.
         split_seed: seed of the train/validation/test split.
@@ -70,6 +73,8 @@ class Experiment:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     augmentation: str = "flowers"
+    mixing: str | None = None
+    mixing_alpha: float = 1.0
     val_fraction: float = 0.15
     split_seed: int = 0
     quick_per_class: int = 24
@@ -200,6 +205,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             "flowers-vgg11-128px for 120 epochs with AdamW weight decay 0.05 instead of 1e-4 "
             "(the 120-epoch run fit its training images at 98 %, validation at 86 %)",
             head="pool", loss_weights=1.0, **{**FLOWERS_LARGER, "epochs": 120}, weight_decay=0.05,
+        ),
+        Experiment(
+            "flowers-vgg11-128px-wd-cutmix",
+            "flowers-vgg11-128px-wd with CutMix (alpha 1) on every training batch, against the gap "
+            "between its training and validation accuracy",
+            head="pool", loss_weights=1.0, **{**FLOWERS_LARGER, "epochs": 120}, weight_decay=0.05,
+            mixing="cutmix",
         ),
         Experiment(
             "flowers-vgg11-160px-wd",

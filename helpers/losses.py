@@ -143,6 +143,7 @@ def compile_multi_exit(
     *,
     distill_weight: float = 0.0,
     temperature: float = 3.0,
+    soft_labels: bool = False,
 ) -> dict[str, float]:
     """Compile ``model`` with the joint cross-entropy and per-exit accuracy metrics.
 
@@ -151,7 +152,10 @@ def compile_multi_exit(
     ``final_accuracy``; a plain single-output model logs ``final_accuracy`` too).
     The ``*_distill`` outputs of a ``self_distilling`` twin get a
     ``SelfDistillationLoss(temperature)`` weighted ``distill_weight`` (Keras logs it
-    as ``exit_1_distill_loss`` ...). Returns the loss weights of the exits.
+    as ``exit_1_distill_loss`` ...). With ``soft_labels`` the labels are probability
+    vectors ``(batch, K)`` (one-hot, or mixed by CutMix or MixUp) and the loss and
+    metric are the categorical ones; accuracy then counts the label's largest class.
+    Returns the loss weights of the exits.
 
     Raises:
         ValueError: bad weights, or ``distill_weight`` is positive for a model without
@@ -168,19 +172,21 @@ def compile_multi_exit(
             "compile helpers.losses.self_distilling(model) instead"
         )
     loss_weights = exit_loss_weights(names, weights)
+    cross_entropy = keras.losses.CategoricalCrossentropy if soft_labels else keras.losses.SparseCategoricalCrossentropy
+    accuracy = keras.metrics.CategoricalAccuracy if soft_labels else keras.metrics.SparseCategoricalAccuracy
     if len(names) == 1:  # plain network: Keras wants a bare loss, not a dict of one
         model.compile(
             optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name=f"{names[0]}_accuracy")],
+            loss=cross_entropy(from_logits=True),
+            metrics=[accuracy(name=f"{names[0]}_accuracy")],
         )
         return loss_weights
     model.compile(
         optimizer=optimizer,
-        loss={n: keras.losses.SparseCategoricalCrossentropy(from_logits=True) for n in names}
+        loss={n: cross_entropy(from_logits=True) for n in names}
         | {n: SelfDistillationLoss(temperature) for n in distilled},
         loss_weights=loss_weights | {n: float(distill_weight) for n in distilled},
-        metrics={n: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")] for n in names},
+        metrics={n: [accuracy(name="accuracy")] for n in names},
     )
     return loss_weights
 

@@ -379,10 +379,15 @@ def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_
         compile_multi_exit(
             fit_model, exp.loss_weights, exp.make_optimizer(_schedule(exp, steps, exp.epochs)),
             distill_weight=exp.distill_weight, temperature=exp.distill_temperature,
+            soft_labels=exp.mixing is not None,
         )
     names = list(fit_model.output_names)
-    train_ds = data_lib.make_dataset(splits.train, global_batch, True, names, seed, exp.augmentation)
-    val_ds = data_lib.make_dataset(splits.val, global_batch, False, names)
+    # Mixed labels are soft: then every label, the validation ones too, is a probability vector.
+    one_hot = num_classes if exp.mixing is not None else None
+    train_ds = data_lib.make_dataset(
+        splits.train, global_batch, True, names, seed, exp.augmentation, exp.mixing, exp.mixing_alpha, one_hot,
+    )
+    val_ds = data_lib.make_dataset(splits.val, global_batch, False, names, num_classes=one_hot)
 
     work.mkdir(parents=True, exist_ok=True)
     config = wanted | {

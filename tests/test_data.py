@@ -440,3 +440,85 @@ def test_make_dataset_reshuffles_every_epoch(tiny_images):
 def test_make_dataset_rejects_empty_data(tiny_images):
     with pytest.raises(DataError, match="zero images"):
         data.make_dataset(tiny_images.subset(np.array([], dtype=int)))
+
+
+# --------------------------------------------------------------------------- CutMix and MixUp
+
+
+def _flat_batch(n: int = 12, size: int = 16):
+    """``n`` images, image ``i`` filled with the value ``10 i + 5``, and one-hot labels of class ``i``:
+    each pixel and each label entry of a mixed batch tells which image it came from."""
+    values = 10 * np.arange(n) + 5
+    images = np.broadcast_to(values[:, None, None, None], (n, size, size, 3)).astype(np.uint8)
+    return images, np.eye(n, dtype=np.float32), values
+
+
+def test_cutmix_labels_mix_by_the_pixels_each_image_keeps():
+    images, labels, values = _flat_batch()
+    mixed, soft = (np.asarray(t) for t in data.mix_batch(images, labels, "cutmix", alpha=1.0, seed=3))
+    assert mixed.dtype == np.uint8 and mixed.shape == images.shape and soft.shape == labels.shape
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-6)
+    pasted = 0
+    for i in range(len(images)):
+        sources, counts = np.unique(mixed[i, ..., 0], return_counts=True)
+        assert len(sources) <= 2  # itself and one partner at most
+        expected = np.zeros(len(images))
+        for v, c in zip(sources, counts, strict=True):
+            expected[list(values).index(v)] += c / mixed[i, ..., 0].size
+        np.testing.assert_allclose(soft[i], expected, atol=1e-6)
+        if len(sources) == 2:
+            ys, xs = np.nonzero(mixed[i, ..., 0] != values[i])
+            # the partner's pixels form one rectangle
+            assert len(ys) == (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+            pasted += 1
+    assert pasted >= len(images) // 2  # boxes are pasted, not only drawn empty
+
+
+def test_mixup_blends_images_and_labels_with_the_same_weight():
+    images, labels, values = _flat_batch()
+    mixed, soft = (np.asarray(t) for t in data.mix_batch(images, labels, "mixup", alpha=0.4, seed=1))
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-6)
+    blended = 0
+    for i in range(len(images)):
+        assert np.all(mixed[i] == mixed[i, 0, 0, 0])  # a blend of two flat images is flat
+        expected = soft[i] @ values  # the label weights blend the pixel values
+        assert abs(float(mixed[i, 0, 0, 0]) - expected) <= 0.5 + 1e-4
+        blended += np.count_nonzero(soft[i] > 1e-3) == 2
+    assert blended >= len(images) // 2
+
+
+@pytest.mark.parametrize("mixing", ["cutmix", "mixup"])
+def test_mixed_batches_are_seeded(tiny_images, mixing):
+    def epoch(seed):
+        ds = data.make_dataset(tiny_images, batch_size=8, training=True, seed=seed, augmentation=None,
+                               mixing=mixing, num_classes=3)
+        return [np.concatenate(part) for part in _epoch(ds)]
+
+    first, again, other = epoch(5), epoch(5), epoch(6)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[1], other[1])
+
+
+def test_mixing_is_checked():
+    images, labels, _ = _flat_batch()
+    with pytest.raises(ValueError, match="unknown mixing"):
+        data.mix_batch(images, labels, "blend")
+    with pytest.raises(ValueError, match="alpha must be positive"):
+        data.mix_batch(images, labels, "mixup", alpha=0.0)
+
+
+def test_make_dataset_mixes_training_batches_into_soft_labels(tiny_images):
+    num_classes = int(tiny_images.labels.max()) + 1
+    plain = _epoch(data.make_dataset(tiny_images, batch_size=64, num_classes=num_classes))
+    np.testing.assert_array_equal(np.concatenate(plain[1]), np.eye(num_classes)[tiny_images.labels])
+    xs, ys = _epoch(data.make_dataset(tiny_images, batch_size=8, training=True, seed=0, augmentation=None,
+                                      mixing="cutmix", num_classes=num_classes))
+    soft = np.concatenate(ys)
+    assert soft.shape == (len(tiny_images), num_classes) and np.concatenate(xs).dtype == np.uint8
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, atol=1e-6)
+    assert np.any((soft > 0.01) & (soft < 0.99))  # some labels are mixed
+    with pytest.raises(ValueError, match="needs num_classes"):
+        data.make_dataset(tiny_images, training=True, mixing="cutmix")
+    with pytest.raises(ValueError, match="unknown mixing"):
+        data.make_dataset(tiny_images, training=True, mixing="blend", num_classes=num_classes)

@@ -222,3 +222,29 @@ def test_distillation_needs_the_twin_and_early_exits(tiny_model):
         losses.compile_multi_exit(losses.self_distilling(tiny_model), 1.0, distill_weight=-1.0)
     with pytest.raises(ValueError, match="self-distillation needs early exits"):
         losses.self_distilling(models.build_vgg11(3, 32, 0.125, head=None))
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_soft_label_loss_on_one_hot_labels_equals_the_sparse_loss(tiny_data, plain):
+    model = models.build_vgg11(3, 32, 0.125, head=None) if plain else models.build_vgg11(3, 32, 0.125)
+    names = models.output_names(model)
+    used = losses.compile_multi_exit(model, () if plain else 0.3, soft_labels=True)
+    ds = data.make_dataset(tiny_data, batch_size=7, output_names=names, num_classes=3)
+    result = model.evaluate(ds, return_dict=True, verbose=0)
+    logits = model.predict(tiny_data.images, verbose=0)
+    logits = [logits] if plain else logits
+    assert result["loss"] == pytest.approx(losses.joint_cross_entropy(tiny_data.labels, logits, used), rel=1e-4)
+    final = float((logits[-1].argmax(-1) == tiny_data.labels).mean())
+    assert result["final_accuracy"] == pytest.approx(final, abs=1e-6)
+
+
+def test_soft_label_loss_is_the_mixture_of_the_two_losses(tiny_data):
+    # Cross-entropy is linear in the label: a 30/70 label costs 0.3 CE(a) + 0.7 CE(b).
+    model = models.build_vgg11(3, 32, 0.125, head=None)
+    losses.compile_multi_exit(model, (), soft_labels=True)
+    a, b = np.eye(3)[tiny_data.labels], np.eye(3)[(tiny_data.labels + 1) % 3]
+    mixed = model.evaluate(tiny_data.images, 0.3 * a + 0.7 * b, batch_size=64, verbose=0, return_dict=True)["loss"]
+    logits = model.predict(tiny_data.images, verbose=0)
+    expected = 0.3 * losses.joint_cross_entropy(tiny_data.labels, [logits], [1.0])
+    expected += 0.7 * losses.joint_cross_entropy((tiny_data.labels + 1) % 3, [logits], [1.0])
+    assert mixed == pytest.approx(expected, rel=1e-4)
