@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.limits import at_least
+from helpers.limits import at_least, at_most
 from helpers.policies import (
     ExitPolicy,
     ExitRule,
@@ -191,8 +191,12 @@ def sweep(
     return pd.DataFrame(rows)
 
 
-def choose_threshold(val_sweep, final_accuracy: float, tolerance: float = 0.01) -> float:
-    """The cheapest threshold whose validation accuracy is within ``tolerance`` of the final exit's.
+THRESHOLD_RULES = ("cheapest", "stable")
+"""How ``choose_threshold`` picks among the thresholds within tolerance (see there)."""
+
+
+def choose_threshold(val_sweep, final_accuracy: float, tolerance: float = 0.01, rule: str = "cheapest") -> float:
+    """A threshold whose validation accuracy is within ``tolerance`` of the final exit's.
 
     Works for every policy whatever the direction of its threshold, since it ranks
     by cost, not by threshold.
@@ -201,19 +205,105 @@ def choose_threshold(val_sweep, final_accuracy: float, tolerance: float = 0.01) 
         val_sweep: a ``sweep`` DataFrame computed on the validation split.
         final_accuracy: the final classifier's accuracy on the validation split.
         tolerance: allowed accuracy drop (0.01 = one percentage point).
+        rule: ``"cheapest"``: the cheapest threshold within tolerance, wherever it lies.
+            ``"stable"``: walking from the most expensive threshold to cheaper ones, the
+            last one before the first that falls out of tolerance, so that every more
+            expensive threshold qualifies too. A cheap threshold that passes on a bump of
+            a noisy sweep, after more expensive ones failed, is likely to fail on new images
+            (``threshold_rule_study`` measures how often).
 
     Returns:
         The chosen threshold (ties on cost go to the most accurate, then the
         smallest). If no threshold qualifies (impossible when the sweep contains the
         policy's "nobody leaves early" threshold), the most expensive one, which is
         tau = 0 for an entropy sweep.
+
+    Raises:
+        ValueError: an unknown ``rule``.
     """
-    ok = val_sweep[at_least(val_sweep["accuracy"], final_accuracy - tolerance)]
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"unknown threshold rule {rule!r}; choose one of {THRESHOLD_RULES}")
+    by_cost = val_sweep.sort_values(["relative_cost", "accuracy"], ascending=[False, False])
+    passes = at_least(by_cost["accuracy"], final_accuracy - tolerance).to_numpy()
+    if rule == "stable":  # keep the run of qualifying thresholds from the most expensive one
+        passes = np.logical_and.accumulate(passes)
+    ok = by_cost[passes]
     if ok.empty:
-        fallback = val_sweep.sort_values(["relative_cost", "accuracy"], ascending=[False, False])
-        return _number(fallback["threshold"].iloc[0]) if len(fallback) else 0.0
+        return _number(by_cost["threshold"].iloc[0]) if len(by_cost) else 0.0
     best = ok.sort_values(["relative_cost", "accuracy", "threshold"], ascending=[True, False, True])
     return _number(best["threshold"].iloc[0])
+
+
+def threshold_rule_study(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    costs: Sequence[float],
+    tolerance: float = 0.01,
+    rules: Sequence[str] = THRESHOLD_RULES,
+    repeats: int = 200,
+    seed: int = 0,
+    policy: Rule = "entropy",
+):
+    """How each threshold rule fares on images it did not choose on, from one split alone.
+
+    The split (the validation split: the test split stays unseen) is cut into two
+    stratified halves ``repeats`` times; each rule chooses its threshold on one half
+    (``choose_threshold``) and is scored on the other: the drop below the final
+    exit's accuracy there, and the mean cost. A rule whose held-out drop exceeds its
+    tolerance on average picks thresholds that only looked good on the images it chose on.
+
+    Args:
+        logits: ``(N, E, K)`` logits of every exit; labels: ``(N,)``; costs: ``(E,)``.
+        tolerance: the drop allowed when choosing.
+        rules: the rules to compare (``THRESHOLD_RULES``).
+        repeats: the number of random halvings.
+        seed: seed of the halvings.
+        policy: the exit policy (its default grid is swept).
+
+    Returns:
+        A DataFrame with one row per repeat and rule: ``repeat``, ``rule``, ``threshold``,
+        ``drop`` (final-exit accuracy minus accuracy at the threshold, on the other half),
+        ``relative_cost`` (on the other half) and ``within`` (``drop`` at most ``tolerance``).
+
+    Raises:
+        ValueError: fewer than two images of some class, ``repeats`` < 1, or an unknown rule.
+    """
+    import pandas as pd
+
+    from helpers.data import stratified_split_indices
+
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if unknown := set(rules) - set(THRESHOLD_RULES):
+        raise ValueError(f"unknown threshold rules {sorted(unknown)}; choose from {THRESHOLD_RULES}")
+    counts = np.bincount(labels)
+    if counts[counts > 0].min() < 2:
+        raise ValueError("every class needs at least two images to appear in both halves")
+    rows = []
+    for repeat in range(repeats):
+        first, second, _ = stratified_split_indices(labels, (0.5, 0.5, 0.0), seed + repeat)
+        chosen_on, scored_on = (logits[first], labels[first]), (logits[second], labels[second])
+        val_sweep = sweep(*chosen_on, costs, rule=policy)
+        final_chosen = float(exit_accuracies(*chosen_on)[-1])
+        final_scored = float(exit_accuracies(*scored_on)[-1])
+        for rule in rules:
+            t = choose_threshold(val_sweep, final_chosen, tolerance, rule)
+            r = evaluate_threshold(*scored_on, costs, t, policy)
+            drop = final_scored - r["accuracy"]
+            rows.append({"repeat": repeat, "rule": rule, "threshold": t, "drop": drop,
+                         "relative_cost": r["relative_cost"], "within": bool(at_most(drop, tolerance))})
+    return pd.DataFrame(rows)
+
+
+def rule_study_summary(study):
+    """One row per rule of a ``threshold_rule_study``: ``within`` (the share of halvings whose
+    held-out drop stayed within tolerance), ``mean_drop``, ``drop_p95`` (its 95th percentile)
+    and ``mean_cost``, rules in the study's order."""
+    grouped = study.groupby("rule", sort=False)
+    return grouped.agg(within=("within", "mean"), mean_drop=("drop", "mean"),
+                       drop_p95=("drop", lambda d: float(np.quantile(d, 0.95))),
+                       mean_cost=("relative_cost", "mean"))
 
 
 def _number(value) -> float | int:

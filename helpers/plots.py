@@ -874,3 +874,41 @@ def plot_threshold_state(
                                    color=RIGHT_COLOUR if right else WRONG_COLOUR)
     fig.tight_layout()
     return fig
+
+
+def plot_rule_study(studies: Mapping[str, pd.DataFrame], tolerance: float) -> Figure:
+    """Held-out drop against held-out cost of each threshold rule, one panel per model.
+
+    Args:
+        studies: model name -> ``helpers.evaluation.threshold_rule_study`` DataFrame.
+        tolerance: the drop the rules were allowed when choosing (a dashed line).
+
+    Returns:
+        The figure: one dot per halving and rule (drops are whole images, so dots are
+        jittered a little sideways); the legend gives each rule's share of halvings
+        within tolerance and its mean cost.
+    """
+    if not studies:
+        raise ValueError("no rule studies to plot")
+    fig, axes = _subplot_grid(len(studies), 3, (4.6, 3.8), sharey=True)
+    rules = list(dict.fromkeys(r for study in studies.values() for r in study["rule"]))
+    colours = _model_colours(rules)
+    jitter = np.random.default_rng(0)
+    for ax, (name, study) in zip(axes, studies.items(), strict=True):
+        for rule, rows in study.groupby("rule", sort=False):
+            drop = rows["drop"].to_numpy() + jitter.uniform(-0.0015, 0.0015, len(rows))
+            label = f"{rule}: {rows['within'].mean():.0%} within, cost {rows['relative_cost'].mean():.2f}"
+            ax.scatter(drop, rows["relative_cost"], s=10, alpha=0.45, color=colours[rule], label=label)
+            ax.scatter([rows["drop"].mean()], [rows["relative_cost"].mean()], s=90, marker="X",
+                       color=colours[rule], edgecolor="black", linewidth=0.8, zorder=3)
+        ax.axvline(tolerance, color="black", linestyle="--", linewidth=1)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_xlabel("accuracy drop on the other half (final minus early exit)")
+        ax.set_title(name, fontsize=10)
+        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        _style(ax, "both")
+    axes[0].set_ylabel("relative cost on the other half")
+    fig.suptitle("tau chosen on one half of the validation split, scored on the other (x: means; dashed: tolerance)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig

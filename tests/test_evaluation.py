@@ -111,6 +111,74 @@ def test_choose_threshold_picks_the_cheapest_within_tolerance():
     assert evaluation.choose_threshold(sweep, 0.95, tolerance=0.0) == 0.0  # nothing qualifies
 
 
+def test_the_stable_rule_stops_at_the_first_threshold_out_of_tolerance():
+    sweep = pd.DataFrame(
+        {
+            "threshold": [0.0, 0.2, 0.4, 0.6, 0.8],
+            "accuracy": [0.90, 0.90, 0.87, 0.895, 0.70],  # 0.6 passes on a bump after 0.4 failed
+            "relative_cost": [1.10, 0.80, 0.60, 0.50, 0.30],
+        }
+    )
+    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.01) == 0.6
+    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.01, rule="stable") == 0.2
+    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.03, rule="stable") == 0.6  # 0.87 passes now
+    # by cost, not by row order or threshold direction
+    shuffled = sweep.iloc[[3, 0, 4, 2, 1]]
+    assert evaluation.choose_threshold(shuffled, 0.90, tolerance=0.01, rule="stable") == 0.2
+    assert evaluation.choose_threshold(sweep, 0.95, tolerance=0.0, rule="stable") == 0.0  # nothing qualifies
+    with pytest.raises(ValueError, match="unknown threshold rule"):
+        evaluation.choose_threshold(sweep, 0.9, rule="safest")
+
+
+def test_threshold_rule_study_scores_each_choice_on_the_other_half(rng):
+    n, e, k = 64, 3, 4
+    labels = np.repeat(np.arange(k), n // k)
+    logits = rng.normal(size=(n, e, k)) * np.array([1.0, 2.0, 4.0])[None, :, None]
+    logits[np.arange(n), -1, labels] += 3.0  # a good final exit, noisy early ones
+    costs = [0.3, 0.6, 1.0]
+    study = evaluation.threshold_rule_study(logits, labels, costs, 0.01, repeats=4, seed=7)
+    assert len(study) == 8 and list(study["rule"][:2]) == ["cheapest", "stable"]
+    # the same choice and score by hand, for the second repeat
+    first, second, _ = data.stratified_split_indices(labels, (0.5, 0.5, 0.0), 7 + 1)
+    assert len(first) == len(second) == 32 and set(labels[first]) == set(range(k))
+    val_sweep = evaluation.sweep(logits[first], labels[first], costs)
+    final_first = evaluation.exit_accuracies(logits[first], labels[first])[-1]
+    final_second = evaluation.exit_accuracies(logits[second], labels[second])[-1]
+    for rule in ("cheapest", "stable"):
+        t = evaluation.choose_threshold(val_sweep, final_first, 0.01, rule)
+        row = study[(study["repeat"] == 1) & (study["rule"] == rule)].iloc[0]
+        at = evaluation.evaluate_threshold(logits[second], labels[second], costs, t)
+        assert row["threshold"] == t
+        assert row["drop"] == pytest.approx(final_second - at["accuracy"])
+        assert row["relative_cost"] == pytest.approx(at["relative_cost"])
+        assert row["within"] == (row["drop"] <= 0.01 + 1e-9)
+    # a stable choice never costs less than the cheapest one on the same half
+    pivot = study.pivot(index="repeat", columns="rule", values="relative_cost")
+    assert np.all(pivot["stable"] >= pivot["cheapest"] - 1e-12)
+
+
+def test_rule_study_summary_by_hand():
+    study = pd.DataFrame({"repeat": [0, 0, 1, 1], "rule": ["stable", "cheapest"] * 2,
+                          "drop": [0.0, 0.02, 0.01, 0.04], "relative_cost": [0.6, 0.4, 0.5, 0.3],
+                          "within": [True, False, True, False]})
+    summary = evaluation.rule_study_summary(study)
+    assert list(summary.index) == ["stable", "cheapest"]
+    assert summary.loc["stable"].to_dict() == pytest.approx(
+        {"within": 1.0, "mean_drop": 0.005, "drop_p95": 0.0095, "mean_cost": 0.55})
+    assert summary.loc["cheapest"].to_dict() == pytest.approx(
+        {"within": 0.0, "mean_drop": 0.03, "drop_p95": 0.039, "mean_cost": 0.35})
+
+
+def test_threshold_rule_study_refuses_bad_input(rng):
+    logits, labels = rng.normal(size=(10, 2, 3)), np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 2])
+    with pytest.raises(ValueError, match="at least two images"):
+        evaluation.threshold_rule_study(logits, labels, [0.5, 1.0])
+    with pytest.raises(ValueError, match="repeats"):
+        evaluation.threshold_rule_study(logits, np.array([0, 1, 2] * 3 + [0]), [0.5, 1.0], repeats=0)
+    with pytest.raises(ValueError, match="unknown threshold rules"):
+        evaluation.threshold_rule_study(logits, np.array([0, 1, 2] * 3 + [0]), [0.5, 1.0], rules=["safest"])
+
+
 def test_choose_threshold_breaks_cost_ties_by_accuracy_then_threshold():
     sweep = pd.DataFrame(
         {

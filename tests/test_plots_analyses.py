@@ -184,3 +184,27 @@ def test_threshold_format_keeps_the_digits_that_matter():
     fig = plots.plot_exit_histograms([result, result | {"threshold": 0.3}], EXITS, final_accuracy=0.9)
     assert fig.axes[0].get_title().startswith("τ = 0.995\n")
     assert fig.axes[1].get_title().startswith("τ = 0.30\n")
+
+
+# --------------------------------------------------------------------------- threshold rule study
+
+
+def test_rule_study_plot_shows_every_halving_and_the_means():
+    study = pd.DataFrame({"repeat": [0, 0, 1, 1, 2, 2], "rule": ["cheapest", "stable"] * 3,
+                          "drop": [0.02, 0.0, 0.015, 0.01, -0.005, 0.005],
+                          "relative_cost": [0.4, 0.5, 0.42, 0.48, 0.38, 0.52],
+                          "within": [False, True, False, True, True, True]})
+    fig = plots.plot_rule_study({"m1": study, "m2": study.iloc[:4]}, tolerance=0.01)
+    first, second = fig.axes
+    dots, means = first.collections[0::2], first.collections[1::2]
+    assert [len(c.get_offsets()) for c in dots] == [3, 3] and len(second.collections[0].get_offsets()) == 2
+    cheapest = dots[0].get_offsets()
+    np.testing.assert_allclose(cheapest[:, 1], [0.4, 0.42, 0.38])  # costs exactly, drops jittered a little
+    np.testing.assert_allclose(cheapest[:, 0], [0.02, 0.015, -0.005], atol=0.002)
+    np.testing.assert_allclose(means[1].get_offsets(), [[0.005, 0.5]])
+    labels = [t.get_text() for t in first.get_legend().get_texts()]
+    assert labels == ["cheapest: 33% within, cost 0.40", "stable: 100% within, cost 0.50"]
+    (line,) = first.lines
+    assert line.get_xdata()[0] == 0.01
+    with pytest.raises(ValueError, match="no rule studies"):
+        plots.plot_rule_study({}, 0.01)
