@@ -570,7 +570,7 @@ def mix_batch(images, labels, kind: str, alpha: float = 1.0, seed: int = 0):
     """
     import tensorflow as tf
 
-    if kind not in ("cutmix", "mixup"):
+    if kind is None or kind not in MIXINGS:
         raise ValueError(f"unknown mixing {kind!r}; choose one of {MIXINGS}")
     if not np.isfinite(alpha) or alpha <= 0:
         raise ValueError(f"the mixing alpha must be positive, got {alpha}")

@@ -888,6 +888,8 @@ def plot_rule_study(studies: Mapping[str, pd.DataFrame], tolerance: float) -> Fi
         jittered a little sideways); the legend gives each rule's share of halvings
         within tolerance and its mean cost.
     """
+    from helpers.evaluation import rule_study_summary
+
     if not studies:
         raise ValueError("no rule studies to plot")
     fig, axes = _subplot_grid(len(studies), 3, (4.6, 3.8), sharey=True)
@@ -895,11 +897,13 @@ def plot_rule_study(studies: Mapping[str, pd.DataFrame], tolerance: float) -> Fi
     colours = _model_colours(rules)
     jitter = np.random.default_rng(0)
     for ax, (name, study) in zip(axes, studies.items(), strict=True):
+        summary = rule_study_summary(study)
         for rule, rows in study.groupby("rule", sort=False):
+            mean = summary.loc[rule]
             drop = rows["drop"].to_numpy() + jitter.uniform(-0.0015, 0.0015, len(rows))
-            label = f"{rule}: {rows['within'].mean():.0%} within, cost {rows['relative_cost'].mean():.2f}"
+            label = f"{rule}: {mean['within']:.0%} within, cost {mean['mean_cost']:.2f}"
             ax.scatter(drop, rows["relative_cost"], s=10, alpha=0.45, color=colours[rule], label=label)
-            ax.scatter([rows["drop"].mean()], [rows["relative_cost"].mean()], s=90, marker="X",
+            ax.scatter([mean["mean_drop"]], [mean["mean_cost"]], s=90, marker="X",
                        color=colours[rule], edgecolor="black", linewidth=0.8, zorder=3)
         ax.axvline(tolerance, color="black", linestyle="--", linewidth=1)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
