@@ -144,6 +144,7 @@ def compile_multi_exit(
     distill_weight: float = 0.0,
     temperature: float = 3.0,
     soft_labels: bool = False,
+    label_smoothing: float = 0.0,
 ) -> dict[str, float]:
     """Compile ``model`` with the joint cross-entropy and per-exit accuracy metrics.
 
@@ -155,11 +156,14 @@ def compile_multi_exit(
     as ``exit_1_distill_loss`` ...). With ``soft_labels`` the labels are probability
     vectors ``(batch, K)`` (one-hot, or mixed by CutMix or MixUp) and the loss and
     metric are the categorical ones; accuracy then counts the label's largest class.
+    ``label_smoothing`` (needs ``soft_labels``) moves that share of every label's mass
+    to the uniform distribution over the K classes inside each exit's cross-entropy.
     Returns the loss weights of the exits.
 
     Raises:
-        ValueError: bad weights, or ``distill_weight`` is positive for a model without
-            ``*_distill`` outputs (or negative).
+        ValueError: bad weights, ``distill_weight`` is positive for a model without
+            ``*_distill`` outputs (or negative), or ``label_smoothing`` is outside [0, 1)
+            or set without ``soft_labels``.
     """
     all_names = list(model.output_names)
     names = [n for n in all_names if not n.endswith(DISTILL_SUFFIX)]
@@ -171,8 +175,17 @@ def compile_multi_exit(
             f"distill_weight={distill_weight} needs the training twin of the model: "
             "compile helpers.losses.self_distilling(model) instead"
         )
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+    if label_smoothing and not soft_labels:
+        raise ValueError("label smoothing needs soft_labels=True: it smooths one-hot labels, not class indices")
     loss_weights = exit_loss_weights(names, weights)
-    cross_entropy = keras.losses.CategoricalCrossentropy if soft_labels else keras.losses.SparseCategoricalCrossentropy
+
+    def cross_entropy(**kwargs):
+        if soft_labels:
+            return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing, **kwargs)
+        return keras.losses.SparseCategoricalCrossentropy(**kwargs)
+
     accuracy = keras.metrics.CategoricalAccuracy if soft_labels else keras.metrics.SparseCategoricalAccuracy
     if len(names) == 1:  # plain network: Keras wants a bare loss, not a dict of one
         model.compile(

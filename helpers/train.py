@@ -379,11 +379,12 @@ def _fit(exp, out_dir, work, wanted, splits, source, npz, quick, seed, strategy_
         compile_multi_exit(
             fit_model, exp.loss_weights, exp.make_optimizer(_schedule(exp, steps, exp.epochs)),
             distill_weight=exp.distill_weight, temperature=exp.distill_temperature,
-            soft_labels=exp.mixing is not None,
+            soft_labels=exp.soft_labels, label_smoothing=exp.label_smoothing,
         )
     names = list(fit_model.output_names)
-    # Mixed labels are soft: then every label, the validation ones too, is a probability vector.
-    one_hot = num_classes if exp.mixing is not None else None
+    # Mixed or smoothed labels are soft: then every label, the validation ones too, is a
+    # probability vector.
+    one_hot = num_classes if exp.soft_labels else None
     train_ds = data_lib.make_dataset(
         splits.train, global_batch, True, names, seed, exp.augmentation, exp.mixing, exp.mixing_alpha, one_hot,
     )

@@ -248,3 +248,40 @@ def test_soft_label_loss_is_the_mixture_of_the_two_losses(tiny_data):
     expected = 0.3 * losses.joint_cross_entropy(tiny_data.labels, [logits], [1.0])
     expected += 0.7 * losses.joint_cross_entropy((tiny_data.labels + 1) % 3, [logits], [1.0])
     assert mixed == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_label_smoothing_mixes_the_uniform_label_into_every_exit(tiny_data, plain):
+    # Smoothing eps turns a one-hot label into (1 - eps) one-hot + eps / K everywhere, and
+    # cross-entropy is linear in the label: the loss is (1 - eps) CE(y) + eps / K sum_k CE(k).
+    model = models.build_vgg11(3, 32, 0.125, head=None) if plain else models.build_vgg11(3, 32, 0.125)
+    names = models.output_names(model)
+    eps, k = 0.2, 3
+    for weight in model.weights:  # a fresh model's logits are near uniform, where smoothing changes little
+        if weight.path.endswith("bias") and tuple(weight.shape) == (k,):
+            weight.assign([4.0, 0.0, -4.0])
+    used = losses.compile_multi_exit(model, () if plain else 0.3, soft_labels=True, label_smoothing=eps)
+    # Unbalanced labels: with balanced ones and equal logits, the smoothed loss would equal the hard one.
+    labels = np.minimum(tiny_data.labels, 1)
+    one_hot = np.eye(k, dtype="float32")[labels]
+    y = one_hot if plain else {n: one_hot for n in names}
+    result = model.evaluate(tiny_data.images, y, batch_size=7, return_dict=True, verbose=0)
+    logits = model.predict(tiny_data.images, verbose=0)
+    logits = [logits] if plain else logits
+    hard = losses.joint_cross_entropy(labels, logits, used)
+    expected = (1 - eps) * hard
+    for c in range(k):
+        expected += eps / k * losses.joint_cross_entropy(np.full_like(labels, c), logits, used)
+    assert result["loss"] == pytest.approx(expected, rel=1e-4)
+    assert result["loss"] != pytest.approx(hard, rel=1e-2)
+    # Accuracy still counts the label's class, smoothing or not.
+    final = float((logits[-1].argmax(-1) == labels).mean())
+    assert result["final_accuracy"] == pytest.approx(final, abs=1e-6)
+
+
+def test_label_smoothing_is_checked(tiny_model):
+    with pytest.raises(ValueError, match="label smoothing needs soft_labels=True"):
+        losses.compile_multi_exit(tiny_model, 1.0, label_smoothing=0.1)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"label smoothing must be in \[0, 1\)"):
+            losses.compile_multi_exit(tiny_model, 1.0, soft_labels=True, label_smoothing=bad)

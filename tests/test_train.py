@@ -205,14 +205,17 @@ def test_self_distillation_trains_the_twin_and_saves_the_plain_model(tmp_path, s
     assert not np.allclose(finished.model.predict(images, verbose=0)[0], run.model.predict(images, verbose=0)[0])
 
 
-def test_mixing_trains_on_soft_labels(tmp_path, splits, finished):
-    exp = dataclasses.replace(TINY, name="tiny-cutmix", mixing="cutmix")
-    run = train.train(exp, tmp_path / "cutmix", splits=splits, verbose=0)
+@pytest.mark.parametrize("soft", [{"mixing": "cutmix"}, {"label_smoothing": 0.1}], ids=["cutmix", "smoothing"])
+def test_soft_labels_train(tmp_path, splits, finished, soft):
+    exp = dataclasses.replace(TINY, name="tiny-soft", **soft)
+    assert exp.soft_labels and not TINY.soft_labels
+    run = train.train(exp, tmp_path / "soft", splits=splits, verbose=0)
     history = train.read_history(run.out_dir)
     assert len(history) == 2 and np.all(np.isfinite(history["loss"]))
     assert {"final_accuracy", "val_final_accuracy"} <= set(history.columns)
-    assert run.config["experiment"]["mixing"] == "cutmix"
-    # Mixed batches change what is learned: same seed and data without them give other weights.
+    assert {k: run.config["experiment"][k] for k in soft} == soft
+    # Mixed or smoothed labels change what is learned: same seed and data without them give
+    # other weights.
     images = splits.test.images
     assert not np.allclose(finished.model.predict(images, verbose=0)[0], run.model.predict(images, verbose=0)[0])
 
