@@ -224,7 +224,7 @@ def calibrated_analysis(analysis, temperatures: Sequence[float] | None = None):
     Returns:
         ``(calibrated, temperatures)``: the new ``Analysis`` (name suffixed
         ``" (calibrated)"``, entropy tau* re-chosen on the scaled validation logits with
-        the same tolerance) and the temperatures used.
+        the same tolerance and rule) and the temperatures used.
     """
     from helpers.evaluation import choose_threshold, exit_accuracies
 
@@ -236,5 +236,5 @@ def calibrated_analysis(analysis, temperatures: Sequence[float] | None = None):
         test_logits=apply_temperatures(analysis.test_logits, temps),
     )
     final = float(exit_accuracies(scaled.val_logits, scaled.val_labels)[-1])
-    scaled.threshold = choose_threshold(scaled.sweep("val"), final, scaled.tolerance)
+    scaled.threshold = choose_threshold(scaled.sweep("val"), final, scaled.tolerance, scaled.rule)
     return scaled, temps

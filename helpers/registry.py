@@ -122,15 +122,17 @@ def _kind(early_exits: int) -> str:
     return f"multi-exit ({early_exits} early exit{'' if early_exits == 1 else 's'})"
 
 
-def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: str = "tf_flowers") -> Path:
+def publish(
+    run_dir: str | os.PathLike, name: str, threshold: float, dataset: str = "tf_flowers", rule: str | None = None,
+) -> Path:
     """Copy a finished run into ``models/<name>/`` as a reference model.
 
     Writes ``model.keras`` without optimizer state (so it stays small),
     ``config.json`` (the run's, plus ``reference_name``, ``dataset``, ``kind`` (with the seed
-    when it is not 0) and
-    the operating ``threshold`` tau* chosen on validation), ``history.csv`` and, when the
-    run has one, ``split.json`` (so ``helpers.benchmark --split test`` works on the
-    reference model).
+    when it is not 0), the operating ``threshold`` tau* chosen on validation and the
+    ``threshold_rule`` that chose it (``None`` for a plain model)), ``history.csv`` and,
+    when the run has one, ``split.json`` (so ``helpers.benchmark --split test`` works on
+    the reference model).
     """
     import shutil
 
@@ -152,6 +154,7 @@ def publish(run_dir: str | os.PathLike, name: str, threshold: float, dataset: st
         "kind": _kind(len(model.outputs) - 1)
         + (f", seed {config['seed']}" if config.get("seed") else ""),
         "threshold": float(threshold),
+        "threshold_rule": rule,
     }
     (out / "config.json").write_text(json.dumps(config, indent=1))
     shutil.copyfile(run_dir / "history.csv", out / "history.csv")
@@ -164,16 +167,42 @@ DATASET_NAMES = {"flowers": "tf_flowers", "cifar10": "cifar10"}
 """How ``config.json`` of a reference model names each experiment dataset."""
 
 
+def _operating_threshold(
+    run_dir: str | os.PathLike, source: str | os.PathLike | None, tolerance: float, rule: str, progress: bool,
+) -> tuple[object, float]:
+    """``(experiment, tau*)`` of a finished run or reference model, chosen on its own validation split.
+
+    tau* is ``None`` for a plain model, which has no exit to choose for.
+    """
+    from helpers.evaluation import THRESHOLD_RULES, analyse
+    from helpers.experiments import Experiment
+    from helpers.train import load_run, prepare_splits
+
+    if rule not in THRESHOLD_RULES:  # before the images are read
+        raise ValueError(f"unknown threshold rule {rule!r}; choose one of {THRESHOLD_RULES}")
+    run = load_run(run_dir)
+    exp = Experiment.from_dict(run.config["experiment"])
+    if len(run.model.outputs) == 1:
+        return exp, None
+    splits = prepare_splits(exp, source, quick=bool(run.config.get("quick")), progress=progress)
+    if splits.fingerprint() != run.config["split_fingerprint"]:
+        raise ValueError(
+            f"the rebuilt split ({splits.fingerprint()}) is not the one {run_dir} was trained on "
+            f"({run.config['split_fingerprint']}); pass the same data as --source"
+        )
+    return exp, analyse(run.model, splits, exp.name, tolerance, rule=rule).threshold
+
+
 def publish_run(
     run_dir: str | os.PathLike, name: str | None = None, source: str | os.PathLike | None = None,
-    tolerance: float = 0.01, progress: bool = True,
+    tolerance: float = 0.01, progress: bool = True, rule: str | None = None,
 ) -> Path:
     """Publish a finished run with its operating threshold tau* chosen on its own validation split.
 
     The split is rebuilt from the run's configuration (``helpers.train.prepare_splits``
     with ``source``) and must have the fingerprint recorded at training time; tau* is
-    ``helpers.evaluation.analyse``'s choice (the cheapest threshold within ``tolerance``
-    of the final exit's validation accuracy).
+    ``helpers.evaluation.analyse``'s choice (by ``rule`` among the thresholds within
+    ``tolerance`` of the final exit's validation accuracy).
 
     Args:
         run_dir: a finished run of ``helpers.train``.
@@ -181,30 +210,67 @@ def publish_run(
         source: the data the run was trained on (see ``prepare_splits``).
         tolerance: accuracy drop allowed at tau*.
         progress: show a progress bar while decoding images.
+        rule: a ``helpers.evaluation.THRESHOLD_RULES`` rule (default: the project's).
 
     Raises:
-        ValueError: the rebuilt split is not the one the run was trained on.
+        ValueError: the rebuilt split is not the one the run was trained on, or an unknown rule.
     """
-    from helpers.evaluation import analyse
-    from helpers.experiments import Experiment
-    from helpers.train import load_run, prepare_splits
+    from helpers.evaluation import DEFAULT_THRESHOLD_RULE
 
-    run = load_run(run_dir)
-    exp = Experiment.from_dict(run.config["experiment"])
-    splits = prepare_splits(exp, source, quick=bool(run.config.get("quick")), progress=progress)
-    if splits.fingerprint() != run.config["split_fingerprint"]:
-        raise ValueError(
-            f"the rebuilt split ({splits.fingerprint()}) is not the one {run_dir} was trained on "
-            f"({run.config['split_fingerprint']}); pass the same data as --source"
-        )
-    threshold = analyse(run.model, splits, exp.name, tolerance).threshold if len(run.model.outputs) > 1 else 0.0
-    return publish(run_dir, name or exp.name, threshold, DATASET_NAMES.get(exp.dataset, exp.dataset))
+    rule = rule or DEFAULT_THRESHOLD_RULE
+    exp, threshold = _operating_threshold(run_dir, source, tolerance, rule, progress)
+    dataset = DATASET_NAMES.get(exp.dataset, exp.dataset)
+    if threshold is None:
+        return publish(run_dir, name or exp.name, 0.0, dataset)
+    return publish(run_dir, name or exp.name, threshold, dataset, rule)
+
+
+def retune(
+    spec: str | os.PathLike, source: str | os.PathLike | None = None, tolerance: float = 0.01,
+    rule: str | None = None, progress: bool = True,
+) -> tuple[Path, float | None, float, str | None]:
+    """Choose a reference model's tau* again, by ``rule``, and rewrite only its ``config.json``.
+
+    ``model.keras`` and the rest stay byte for byte as they are (a re-published model would
+    be saved again, and a new copy of its weights would go into git). A plain model keeps
+    its threshold 0.
+
+    Args:
+        spec: a reference model's name or folder.
+        source, tolerance, progress: as for ``publish_run``.
+        rule: a ``helpers.evaluation.THRESHOLD_RULES`` rule (default: the project's).
+
+    Returns:
+        ``(folder, old tau*, new tau*, rule)``, the rule ``None`` for a plain model.
+
+    Raises:
+        FileNotFoundError: no such reference model.
+        ValueError: the rebuilt split is not the one it was trained on, or an unknown rule.
+    """
+    from helpers.evaluation import DEFAULT_THRESHOLD_RULE
+
+    rule = rule or DEFAULT_THRESHOLD_RULE
+    folder = resolve(spec).parent
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    if "reference_name" not in config:
+        raise ValueError(f"{folder} is not a published reference model (its config.json has no reference_name)")
+    _, threshold = _operating_threshold(folder, source, tolerance, rule, progress)
+    old = config.get("threshold")
+    config |= {"threshold": 0.0, "threshold_rule": None} if threshold is None else {
+        "threshold": float(threshold), "threshold_rule": rule,
+    }
+    config_path.write_text(json.dumps(config, indent=1))
+    return folder, old, config["threshold"], config["threshold_rule"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.registry publish RUN_DIR [--name NAME] [--source DATA]``."""
+    """``python -m helpers.registry publish RUN_DIR [--name NAME] [--source DATA] [--rule RULE]``
+    or ``python -m helpers.registry retune NAME ... [--source DATA] [--rule RULE]``."""
     import argparse
     import sys
+
+    from helpers.evaluation import DEFAULT_THRESHOLD_RULE, THRESHOLD_RULES
 
     parser = argparse.ArgumentParser(
         prog="python -m helpers.registry",
@@ -214,10 +280,26 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("publish", help="copy a finished run into models/<name>/")
     pub.add_argument("run_dir")
     pub.add_argument("--name", help="reference name (default: the experiment's name)")
-    pub.add_argument("--source", help="the data it was trained on: flower_photos folder, CIFAR-10 .npz or 'tfds'")
+    retune_cmd = sub.add_parser(
+        "retune", help="choose the tau* of reference models again; rewrites only their config.json",
+    )
+    retune_cmd.add_argument("names", nargs="+", metavar="NAME", help="reference model names or folders")
+    for command in (pub, retune_cmd):
+        command.add_argument(
+            "--source", help="the data it was trained on: flower_photos folder, CIFAR-10 .npz or 'tfds'",
+        )
+        command.add_argument(
+            "--rule", choices=THRESHOLD_RULES, default=DEFAULT_THRESHOLD_RULE,
+            help="how tau* is picked among the thresholds within 1 point on validation (default: %(default)s)",
+        )
     args = parser.parse_args(argv)
     try:
-        out = publish_run(args.run_dir, args.name, args.source)
+        if args.command == "retune":
+            for name in args.names:
+                folder, old, new, rule = retune(name, args.source, rule=args.rule)
+                print(f"{folder.name}: threshold {old} -> {new} ({rule or 'plain network, no exit to choose'})")
+            return 0
+        out = publish_run(args.run_dir, args.name, args.source, rule=args.rule)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -129,7 +129,22 @@ def test_train_a_resnet_publish_it_and_evaluate_it_on_the_npz(cifar_npz, tmp_pat
     config = json.loads((tmp_path / "models" / "tiny-cifar" / "config.json").read_text())
     splits = train.prepare_splits(exp, npz=cifar_npz, quick=True)
     assert config["threshold"] == evaluation.analyse(loaded.model, splits, "x").threshold
+    assert config["threshold_rule"] == evaluation.DEFAULT_THRESHOLD_RULE
     assert config["dataset"] == "cifar10" and config["kind"] == "multi-exit (1 early exit)"
+    # retune: tau* chosen again by another rule; only config.json changes
+    published = tmp_path / "models" / "tiny-cifar"
+    before = {p.name: p.read_bytes() for p in published.iterdir()}
+    assert registry.main(["retune", "tiny-cifar", "--rule", "cheapest", "--source", str(cifar_npz)]) == 0
+    assert capsys.readouterr().out.startswith(f"tiny-cifar: threshold {config['threshold']} -> ")
+    after = {p.name: p.read_bytes() for p in published.iterdir()}
+    assert {n for n in before if before[n] != after[n]} <= {"config.json"}
+    retuned = json.loads(after["config.json"])
+    assert retuned["threshold"] == evaluation.analyse(loaded.model, splits, "x", rule="cheapest").threshold
+    assert retuned["threshold_rule"] == "cheapest"
+    assert {k: v for k, v in retuned.items() if not k.startswith("threshold")} == {
+        k: v for k, v in config.items() if not k.startswith("threshold")}
+    assert registry.main(["retune", str(tmp_path / "run"), "--source", str(cifar_npz)]) == 2  # a run, not published
+    assert "not a published reference model" in capsys.readouterr().err
     assert evaluate.main(["--list"]) == 0
     assert capsys.readouterr().out.strip() == "tiny-cifar\tcifar10\tmulti-exit (1 early exit)"
     # another copy of the data is refused: its split is not the one trained on

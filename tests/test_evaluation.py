@@ -119,8 +119,10 @@ def test_the_stable_rule_stops_at_the_first_threshold_out_of_tolerance():
             "relative_cost": [1.10, 0.80, 0.60, 0.50, 0.30],
         }
     )
-    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.01) == 0.6
+    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.01, rule="cheapest") == 0.6
     assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.01, rule="stable") == 0.2
+    assert evaluation.DEFAULT_THRESHOLD_RULE == "stable"  # the published tau* are the stable rule's
+    assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.01) == 0.2
     assert evaluation.choose_threshold(sweep, 0.90, tolerance=0.03, rule="stable") == 0.6  # 0.87 passes now
     # by cost, not by row order or threshold direction
     shuffled = sweep.iloc[[3, 0, 4, 2, 1]]

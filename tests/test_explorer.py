@@ -15,7 +15,7 @@ IMAGES = np.repeat(np.arange(4, dtype=np.uint8), 2 * 2 * 3).reshape(-1, 2, 2, 3)
 @pytest.fixture
 def analysis() -> Analysis:
     return Analysis("tiny", ["exit_1", "exit_2", "final"], ["a", "b"], np.array([0.3, 0.6, 1.1]),
-                    LOGITS, LABELS, LOGITS, LABELS, threshold=0.9, tolerance=0.01)
+                    LOGITS, LABELS, LOGITS, LABELS, threshold=0.9, tolerance=0.01, rule="cheapest")
 
 
 def test_widgets_are_not_used_under_pytest():

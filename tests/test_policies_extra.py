@@ -205,7 +205,7 @@ def test_choose_threshold_works_in_both_directions():
 
 def test_analysis_with_policies():
     a = evaluation.Analysis("m", ["exit_1", "exit_2", "final"], ["a", "b"], np.asarray(COSTS),
-                            LOGITS, LABELS, LOGITS, LABELS, threshold=0.9, tolerance=0.0)
+                            LOGITS, LABELS, LOGITS, LABELS, threshold=0.9, tolerance=0.0, rule="cheapest")
     assert a.operating_threshold("entropy") == 0.9
     # max_prob on validation: the final exit has accuracy 0.5, and so has "everyone leaves at exit 1"
     # (tau < 0.5, cost 0.3), the cheapest: ties on cost go to the smallest threshold, 0
@@ -214,6 +214,11 @@ def test_analysis_with_policies():
     a.tolerance = -0.5  # now demand accuracy 1.0: tau in [0.5, 0.75) (exits 0, 1, 2, 0) is the cheapest
     assert 0.5 <= a.operating_threshold("max_prob") < 0.75
     assert a.at(policy="max_prob")["accuracy"] == 1.0
+    # The stable rule does not jump over the thresholds that fail: "nobody leaves early" (max_prob
+    # tau = 1, accuracy 0.5) fails already, so it falls back to that most expensive threshold.
+    a.rule = "stable"
+    assert a.operating_threshold("max_prob") == 1.0
+    a.rule = "cheapest"
     assert a.at(2, policy="patience")["accuracy"] == 0.25
     assert list(a.sweep(policy="patience")["threshold"]) == [1, 2, 3]
     assert a.at(0.9)["exit_index"].tolist() == [0, 1, 2, 0]  # entropy, as before
