@@ -169,7 +169,7 @@ DATASET_NAMES = {"flowers": "tf_flowers", "cifar10": "cifar10"}
 
 def _operating_threshold(
     run_dir: str | os.PathLike, source: str | os.PathLike | None, tolerance: float, rule: str, progress: bool,
-) -> tuple[object, float]:
+) -> tuple[object, float | None]:
     """``(experiment, tau*)`` of a finished run or reference model, chosen on its own validation split.
 
     tau* is ``None`` for a plain model, which has no exit to choose for.
