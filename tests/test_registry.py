@@ -189,6 +189,22 @@ def test_publish_names_a_seed_other_than_0(run_dir, models_dir):
     assert json.loads((out / "config.json").read_text())["kind"] == "plain, seed 2"
 
 
+def test_retune_a_plain_model_needs_no_data_and_keeps_threshold_0(run_dir, models_dir, capsys):
+    config = json.loads((run_dir / "config.json").read_text())
+    plain = experiments.get_experiment("flowers-vgg11-plain").to_dict()
+    (run_dir / "config.json").write_text(json.dumps(config | {"experiment": plain}))
+    out = registry.publish(run_dir, "tiny-plain", threshold=0.35)  # a wrong threshold, to be mended
+    weights = (out / "model.keras").read_bytes()
+    # No --source: a plain model has no exit to choose for, so no images are read.
+    assert registry.main(["retune", "tiny-plain"]) == 0
+    assert capsys.readouterr().out == "tiny-plain: threshold 0.35 -> 0.0 (plain network, no exit to choose)\n"
+    retuned = json.loads((out / "config.json").read_text())
+    assert retuned["threshold"] == 0.0 and retuned["threshold_rule"] is None
+    assert (out / "model.keras").read_bytes() == weights
+    assert registry.main(["retune", "no-such-model"]) == 2
+    assert "no model file, run folder or reference model called 'no-such-model'" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- paths
 
 
