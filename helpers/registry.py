@@ -169,10 +169,11 @@ DATASET_NAMES = {"flowers": "tf_flowers", "cifar10": "cifar10"}
 
 def _operating_threshold(
     run_dir: str | os.PathLike, source: str | os.PathLike | None, tolerance: float, rule: str, progress: bool,
-) -> tuple[object, float | None]:
-    """``(experiment, tau*)`` of a finished run or reference model, chosen on its own validation split.
+) -> tuple[object, float, str | None]:
+    """``(experiment, tau*, rule)`` of a finished run or reference model, tau* chosen on its own validation split.
 
-    tau* is ``None`` for a plain model, which has no exit to choose for.
+    A plain model has no exit to choose for: its tau* is 0 and its rule ``None``, and no
+    images are read.
     """
     from helpers.evaluation import THRESHOLD_RULES, analyse
     from helpers.experiments import Experiment
@@ -183,14 +184,14 @@ def _operating_threshold(
     run = load_run(run_dir)
     exp = Experiment.from_dict(run.config["experiment"])
     if len(run.model.outputs) == 1:
-        return exp, None
+        return exp, 0.0, None
     splits = prepare_splits(exp, source, quick=bool(run.config.get("quick")), progress=progress)
     if splits.fingerprint() != run.config["split_fingerprint"]:
         raise ValueError(
             f"the rebuilt split ({splits.fingerprint()}) is not the one {run_dir} was trained on "
             f"({run.config['split_fingerprint']}); pass the same data as --source"
         )
-    return exp, analyse(run.model, splits, exp.name, tolerance, rule=rule).threshold
+    return exp, analyse(run.model, splits, exp.name, tolerance, rule=rule).threshold, rule
 
 
 def publish_run(
@@ -218,11 +219,8 @@ def publish_run(
     from helpers.evaluation import DEFAULT_THRESHOLD_RULE
 
     rule = rule or DEFAULT_THRESHOLD_RULE
-    exp, threshold = _operating_threshold(run_dir, source, tolerance, rule, progress)
-    dataset = DATASET_NAMES.get(exp.dataset, exp.dataset)
-    if threshold is None:
-        return publish(run_dir, name or exp.name, 0.0, dataset)
-    return publish(run_dir, name or exp.name, threshold, dataset, rule)
+    exp, threshold, used = _operating_threshold(run_dir, source, tolerance, rule, progress)
+    return publish(run_dir, name or exp.name, threshold, DATASET_NAMES.get(exp.dataset, exp.dataset), used)
 
 
 def retune(
@@ -255,13 +253,11 @@ def retune(
     config = json.loads(config_path.read_text())
     if "reference_name" not in config:
         raise ValueError(f"{folder} is not a published reference model (its config.json has no reference_name)")
-    _, threshold = _operating_threshold(folder, source, tolerance, rule, progress)
+    _, threshold, used = _operating_threshold(folder, source, tolerance, rule, progress)
     old = config.get("threshold")
-    config |= {"threshold": 0.0, "threshold_rule": None} if threshold is None else {
-        "threshold": float(threshold), "threshold_rule": rule,
-    }
+    config |= {"threshold": float(threshold), "threshold_rule": used}
     config_path.write_text(json.dumps(config, indent=1))
-    return folder, old, config["threshold"], config["threshold_rule"]
+    return folder, old, config["threshold"], used
 
 
 def main(argv: list[str] | None = None) -> int:
