@@ -286,6 +286,7 @@ def run_benchmark(
     rule: ExitRule = entropy_exit,
     seed: int = 0,
     progress: bool = True,
+    fold_batchnorm: bool = True,
 ) -> dict:
     """Measure ``full``, ``all_exits`` and ``early_exit@threshold`` on ``images`` (see the module docstring).
 
@@ -303,9 +304,12 @@ def run_benchmark(
         rule: the exit rule of ``early_exit``.
         seed: seed of the latency sample.
         progress: print progress to stderr.
+        fold_batchnorm: let the engine fold the batch normalisations into the
+            convolutions (``helpers.folding``), as it does by default; the cost model's
+            prediction is the same either way.
 
     Returns:
-        A JSON-ready dict: settings, ``exit_names``, ``relative_costs``,
+        A JSON-ready dict: settings (``fold_batchnorm`` among them), ``exit_names``, ``relative_costs``,
         ``compute_dtypes``; ``variants`` (per variant: ``accuracy``,
         ``throughput`` images/s, ``pass_seconds``, ``latency`` ms summary);
         ``early_exit`` (``exit_fractions``, ``batched`` and ``batch1`` speed-up
@@ -326,7 +330,7 @@ def run_benchmark(
     if batch_size < 1 or repeats < 1 or latency_images < 1 or warmup < 0:
         raise ValueError("batch_size, repeats and latency_images must be at least 1, warmup at least 0")
     load_before = _load_average()
-    engine = EarlyExitEngine(model, rule)
+    engine = EarlyExitEngine(model, rule, fold_batchnorm=fold_batchnorm)
     engine.check_images(images[:1])
     costs = relative_costs(model)
     t = tf.constant(threshold, tf.float32)
@@ -398,6 +402,7 @@ def run_benchmark(
         "threshold": threshold,
         "num_images": n,
         "batch_size": batch_size,
+        "fold_batchnorm": fold_batchnorm,
         "repeats": repeats,
         "latency_images": len(singles),
         "exit_names": engine.exit_names,
@@ -620,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-images", type=int, default=200, help="images timed at batch size 1 (default 200)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes per variant (default 1)")
     parser.add_argument("--max-images", type=int, help="use at most this many images (seeded sample)")
+    parser.add_argument("--no-fold", action="store_true",
+                        help="run the batch normalisations as they are instead of folding them into the "
+                        "convolutions (helpers.folding), to see what folding saves")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target is missed")
     args = parser.parse_args(argv)
@@ -654,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = remap_labels(list(data.class_names), list(loaded.class_names))[data.labels]
         result = run_benchmark(
             model, data.images, labels, threshold, batch_size=args.batch_size, repeats=args.repeats,
-            latency_images=args.latency_images, warmup=args.warmup,
+            latency_images=args.latency_images, warmup=args.warmup, fold_batchnorm=not args.no_fold,
         )
     except Exception as err:  # one line, no traceback: the message says what to fix
         message = " ".join(str(err).split()) or type(err).__name__

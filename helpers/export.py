@@ -22,6 +22,10 @@ input size (the model's own preprocessing is inside):
   ``probabilities`` float32 ``[N, K]``, computing for each image only the stages it
   needs (``helpers.inference.EarlyExitEngine``).
 
+All three run the network with its batch normalisations folded into the convolutions
+before them (``helpers.folding``, as the engine does by default): the same function up
+to float32 rounding, one pass less over every activation map.
+
 The same three functions are attributes of the loaded object (``loaded.full(images)``
 ...). Non-trainable variables carry the metadata: ``class_names`` (tf.string ``[K]``),
 ``exit_names`` (tf.string ``[E]``) and ``default_threshold`` (float32, the model's

@@ -40,6 +40,11 @@ that stay, so every stage sees exactly the state of its remaining samples.
 Normalised entropy is the default. The last output (the network's own classifier)
 accepts every sample that reaches it.
 
+The engine runs a copy of the model with every batch normalisation folded into the
+convolution before it (``helpers.folding``): the same function up to rounding, with one
+pass less over every activation map, which the large maps of the first blocks feel
+most. ``fold_batchnorm=False`` runs the model as it is.
+
 ``with_precision`` rebuilds a model under another dtype policy (for example to run
 a float32-trained model in ``mixed_bfloat16``, or the reverse), keeping the exit
 heads' logits in float32.
@@ -55,6 +60,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from helpers import folding
 from helpers.models import block_names, exit_positions, output_names
 from helpers.policies import (
     ExitRule,
@@ -155,6 +161,10 @@ class EarlyExitEngine:
             ``helpers.policies.StatefulRule`` (patience) or a policy name; default
             ``helpers.policies.entropy_exit``. The threshold's range is the policy's
             ([0, 1], or an integer >= 1 for patience).
+        fold_batchnorm: run a copy of ``model`` whose batch normalisations are folded
+            into the convolutions before them (``helpers.folding``): the same function up
+            to rounding, one pass less over every activation map. ``self.model`` is the
+            network the engine runs, folded or not.
 
     Example:
         >>> engine = EarlyExitEngine(model)
@@ -162,7 +172,9 @@ class EarlyExitEngine:
         >>> out["exit"]                                      # 1-based exit per image
     """
 
-    def __init__(self, model: keras.Model, rule: ExitRule | StatefulRule | str = entropy_exit) -> None:
+    def __init__(
+        self, model: keras.Model, rule: ExitRule | StatefulRule | str = entropy_exit, fold_batchnorm: bool = True,
+    ) -> None:
         if not (isinstance(rule, str) or callable(rule) or is_stateful(rule)):
             raise TypeError(f"rule must be a function rule(logits, threshold) -> bool[batch], got {rule!r}")
         self.policy = resolve_policy(rule)
@@ -174,9 +186,10 @@ class EarlyExitEngine:
                 f"the engine needs a model taking uint8 images [N, H, W, 3] of a fixed size; "
                 f"{model.name!r} takes {dtype} {list(shape)}"
             )
-        self.model = model
+        build_stages(model)  # a clear error for a model of another structure, before folding it
+        self.model = folding.fold_batchnorm(model) if fold_batchnorm else model
         self.rule = rule
-        self.preprocess, self.stages = build_stages(model)
+        self.preprocess, self.stages = build_stages(self.model)
         self.exit_names = [s.exit_name for s in self.stages]
         self.image_shape: tuple[int, int, int] = (int(shape[1]), int(shape[2]), 3)
         self.num_classes = int(model.outputs[-1].shape[-1])

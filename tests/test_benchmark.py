@@ -19,6 +19,7 @@ from helpers import models
 from helpers.benchmark import VARIANTS, format_report, main, run_benchmark, speedup_report
 from helpers.cost import relative_costs
 from helpers.evaluation import evaluate_threshold
+from helpers.folding import fold_batchnorm
 
 FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
@@ -101,7 +102,8 @@ def test_speedups_follow_the_definitions(result, model, sample):
 
 def test_accuracies_and_exits_match_the_reference(result, model, sample):
     images, labels = sample
-    logits = np.stack([np.asarray(o) for o in model(images, training=False)], axis=1)
+    # every exit of the network the engine runs: the model with its batch norms folded
+    logits = np.stack([np.asarray(o) for o in fold_batchnorm(model)(images, training=False)], axis=1)
     ref = evaluate_threshold(logits, labels, relative_costs(model), 0.6)
     assert result["variants"]["early_exit"]["accuracy"] == pytest.approx(ref["accuracy"])
     assert result["early_exit"]["exit_fractions"] == pytest.approx(list(ref["exit_fractions"]))
@@ -135,6 +137,18 @@ def test_cli_json(run_folder, flower_folder, capsys):
     assert out["threshold"] == 0.6  # from the run's config.json
     assert out["num_images"] == 20 and out["precision"] == "float32"
     assert set(out["variants"]) == set(VARIANTS)
+    assert out["fold_batchnorm"] is True
+
+
+def test_cli_no_fold_runs_the_model_as_it_is(run_folder, flower_folder, capsys):
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", *FAST]) == 0
+    folded = json.loads(capsys.readouterr().out)
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", "--no-fold", *FAST]) == 0
+    unfolded = json.loads(capsys.readouterr().out)
+    assert unfolded["fold_batchnorm"] is False
+    assert unfolded["relative_costs"] == folded["relative_costs"]  # the prediction does not change
+    for variant in VARIANTS:
+        assert unfolded["variants"][variant]["accuracy"] == pytest.approx(folded["variants"][variant]["accuracy"])
 
 
 def test_cli_says_when_the_model_records_no_threshold(run_folder, flower_folder, capsys):

@@ -43,13 +43,14 @@ def images(mixed_images) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def logits(model, images) -> np.ndarray:
-    return all_logits(model, images)
+def engine(model) -> EarlyExitEngine:
+    return EarlyExitEngine(model)
 
 
 @pytest.fixture(scope="module")
-def engine(model) -> EarlyExitEngine:
-    return EarlyExitEngine(model)
+def logits(engine, images) -> np.ndarray:
+    """Every exit of the network the engine runs (the model with its batch norms folded)."""
+    return all_logits(engine.model, images)
 
 
 def assert_matches_reference(out: dict, logits: np.ndarray, threshold: float, rule=None) -> None:
@@ -174,8 +175,8 @@ def test_exits_after_some_blocks_only(images, spread_model):
     preprocess, stages = build_stages(model)
     assert [s.exit_name for s in stages] == ["exit_1", "exit_2", "final"]
     assert [[b.name for b in s.blocks] for s in stages] == [["block_1", "block_2"], ["block_3"], ["block_4", "block_5"]]
-    logits = all_logits(model, images)
     engine = EarlyExitEngine(model)
+    logits = all_logits(engine.model, images)
     for t in THRESHOLDS:
         assert_matches_reference(engine.predict(images, t, batch_size=50), logits, t)
 
