@@ -124,6 +124,7 @@ def _kind(early_exits: int) -> str:
 
 def publish(
     run_dir: str | os.PathLike, name: str, threshold: float, dataset: str = "tf_flowers", rule: str | None = None,
+    model=None,
 ) -> Path:
     """Copy a finished run into ``models/<name>/`` as a reference model.
 
@@ -132,7 +133,8 @@ def publish(
     when it is not 0), the operating ``threshold`` tau* chosen on validation and the
     ``threshold_rule`` that chose it (``None`` for a plain model)), ``history.csv`` and,
     when the run has one, ``split.json`` (so ``helpers.benchmark --split test`` works on
-    the reference model).
+    the reference model). ``model`` is the run's model when the caller has already loaded
+    it (else it is loaded from the run).
     """
     import shutil
 
@@ -142,7 +144,8 @@ def publish(
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
-    model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    if model is None:
+        model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
     out = MODELS_DIR / name
     out.mkdir(parents=True, exist_ok=True)
     partial = out / ".partial.keras"
@@ -169,8 +172,10 @@ DATASET_NAMES = {"flowers": "tf_flowers", "cifar10": "cifar10"}
 
 def _operating_threshold(
     run_dir: str | os.PathLike, source: str | os.PathLike | None, tolerance: float, rule: str, progress: bool,
-) -> tuple[object, float, str | None]:
-    """``(experiment, tau*, rule)`` of a finished run or reference model, tau* chosen on its own validation split.
+) -> tuple[object, object, float, str | None]:
+    """``(run, experiment, tau*, rule)`` of a finished run or reference model, tau* chosen on its own validation split.
+
+    ``run`` is the loaded ``helpers.train.TrainedRun``.
 
     A plain model has no exit to choose for: its tau* is 0 and its rule ``None``, and no
     images are read.
@@ -184,14 +189,14 @@ def _operating_threshold(
     run = load_run(run_dir)
     exp = Experiment.from_dict(run.config["experiment"])
     if len(run.model.outputs) == 1:
-        return exp, 0.0, None
+        return run, exp, 0.0, None
     splits = prepare_splits(exp, source, quick=bool(run.config.get("quick")), progress=progress)
     if splits.fingerprint() != run.config["split_fingerprint"]:
         raise ValueError(
             f"the rebuilt split ({splits.fingerprint()}) is not the one {run_dir} was trained on "
             f"({run.config['split_fingerprint']}); pass the same data as --source"
         )
-    return exp, analyse(run.model, splits, exp.name, tolerance, rule=rule).threshold, rule
+    return run, exp, analyse(run.model, splits, exp.name, tolerance, rule=rule).threshold, rule
 
 
 def publish_run(
@@ -219,8 +224,9 @@ def publish_run(
     from helpers.evaluation import DEFAULT_THRESHOLD_RULE
 
     rule = rule or DEFAULT_THRESHOLD_RULE
-    exp, threshold, used = _operating_threshold(run_dir, source, tolerance, rule, progress)
-    return publish(run_dir, name or exp.name, threshold, DATASET_NAMES.get(exp.dataset, exp.dataset), used)
+    run, exp, threshold, used = _operating_threshold(run_dir, source, tolerance, rule, progress)
+    dataset = DATASET_NAMES.get(exp.dataset, exp.dataset)
+    return publish(run_dir, name or exp.name, threshold, dataset, used, model=run.model)
 
 
 def retune(
@@ -253,7 +259,7 @@ def retune(
     config = json.loads(config_path.read_text())
     if "reference_name" not in config:
         raise ValueError(f"{folder} is not a published reference model (its config.json has no reference_name)")
-    _, threshold, used = _operating_threshold(folder, source, tolerance, rule, progress)
+    _, _, threshold, used = _operating_threshold(folder, source, tolerance, rule, progress)
     old = config.get("threshold")
     config |= {"threshold": float(threshold), "threshold_rule": used}
     config_path.write_text(json.dumps(config, indent=1))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import keras
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
@@ -124,7 +125,12 @@ def test_train_a_resnet_publish_it_and_evaluate_it_on_the_npz(cifar_npz, tmp_pat
 
     # publish: tau* is analyse's choice on the run's own validation split
     monkeypatch.setattr(registry, "MODELS_DIR", tmp_path / "models")
+    loads = []
+    load_model = keras.models.load_model
+    monkeypatch.setattr(keras.models, "load_model", lambda *a, **k: loads.append(a) or load_model(*a, **k))
     assert registry.main(["publish", str(tmp_path / "run"), "--name", "tiny-cifar", "--source", str(cifar_npz)]) == 0
+    assert len(loads) == 1  # the model that chose tau* is the one saved
+    monkeypatch.setattr(keras.models, "load_model", load_model)
     assert capsys.readouterr().out.startswith(f"published {tmp_path / 'models' / 'tiny-cifar'}")
     config = json.loads((tmp_path / "models" / "tiny-cifar" / "config.json").read_text())
     splits = train.prepare_splits(exp, npz=cifar_npz, quick=True)
