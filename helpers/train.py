@@ -267,7 +267,8 @@ def train(
             if changed is None:
                 print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
                 return run
-            print(f"the backbone {changed} has changed since {out_dir} trained its heads on it; training them again")
+            print(f"the backbone {changed.path} has changed since {out_dir} trained its heads on it; training them again")
+            backbone = changed  # loaded once: the heads train on what was just compared
     if (work / "backup").exists() and not overwrite:
         if not _same_config(work / "config.json", wanted):
             raise ValueError(
@@ -314,8 +315,9 @@ def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
     return same and (old.get("finished", False) or not finished)
 
 
-def _changed_backbone(exp: Experiment, run: TrainedRun, spec) -> Path | None:
-    """The donor of a finished frozen-backbone run if its weights are no longer the run's backbone.
+def _changed_backbone(exp: Experiment, run: TrainedRun, spec):
+    """The donor (a ``helpers.registry.LoadedModel``) of a finished frozen-backbone run if its weights are no
+    longer the run's backbone.
 
     ``None`` for an experiment that trains everything, or when no ``spec`` is given and
     the default donor is gone (the run keeps its own copy of the backbone it trained on).
@@ -331,7 +333,7 @@ def _changed_backbone(exp: Experiment, run: TrainedRun, spec) -> Path | None:
         if spec is not None:  # a donor named on purpose must exist
             raise
         return None
-    return None if same_backbone(run.model, donor.model) else donor.path
+    return None if same_backbone(run.model, donor.model) else donor
 
 
 def _donor_path(exp: Experiment, spec, out_dir: Path) -> Path:
@@ -343,10 +345,13 @@ def _donor_path(exp: Experiment, spec, out_dir: Path) -> Path:
 
 
 def _load_backbone(exp: Experiment, spec, out_dir: Path, splits: data_lib.Splits):
-    """The trained network that ``exp.backbone_from`` names (see ``train``), checked against ``splits``."""
+    """The trained network that ``exp.backbone_from`` names (see ``train``), checked against ``splits``.
+
+    ``spec`` may also be a donor already loaded (``helpers.registry.LoadedModel``).
+    """
     from helpers import registry
 
-    donor = registry.load(_donor_path(exp, spec, out_dir))
+    donor = spec if isinstance(spec, registry.LoadedModel) else registry.load(_donor_path(exp, spec, out_dir))
     trained_on = donor.meta.get("split_fingerprint")
     if trained_on != splits.fingerprint():
         # Frozen features that saw this run's validation or test images would make both look easy.

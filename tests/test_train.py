@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import data, train
+from helpers import data, registry, train
 from helpers.experiments import EXPERIMENTS, Experiment, get_experiment
 
 TINY = Experiment(
@@ -239,7 +239,7 @@ def test_frozen_backbone_trains_only_the_heads(finished, splits):
     assert np.ptp(history["val_exit_1_loss"]) > 1e-6  # while the heads learn
 
 
-def test_a_finished_heads_run_trains_again_when_its_backbone_changed(finished, splits, tmp_path, capsys):
+def test_a_finished_heads_run_trains_again_when_its_backbone_changed(finished, splits, tmp_path, capsys, monkeypatch):
     shutil.copytree(finished.out_dir, tmp_path / "tiny-conv")
     exp = dataclasses.replace(TINY, name="tiny-heads", head="strided", head_filters=32, backbone_from="tiny-conv")
     first = train.train(exp, tmp_path / "tiny-heads", splits=splits, verbose=0)
@@ -250,7 +250,12 @@ def test_a_finished_heads_run_trains_again_when_its_backbone_changed(finished, s
     kernel, bias = donor.get_layer("final").get_weights()
     donor.get_layer("final").set_weights([kernel, bias + 1.0])
     donor.save(tmp_path / "tiny-conv" / "model.keras")
+    loads = []
+    load = registry.load
+    monkeypatch.setattr(registry, "load", lambda spec: loads.append(spec) or load(spec))
     again = train.train(exp, tmp_path / "tiny-heads", splits=splits, verbose=0)
+    assert len(loads) == 1  # the donor compared with the run's backbone is the one the heads train on
+    monkeypatch.undo()
     out = capsys.readouterr().out
     assert f"the backbone {tmp_path / 'tiny-conv' / 'model.keras'} has changed since {tmp_path / 'tiny-heads'}" in out
     np.testing.assert_array_equal(again.model.get_layer("final").get_weights()[1], bias + 1.0)
