@@ -430,6 +430,80 @@ def run_benchmark(
     return result
 
 
+def batch_size_sweep(
+    model,
+    images: np.ndarray,
+    threshold: float,
+    batch_sizes: Sequence[int] = (1, 4, 16, 64, 256),
+    repeats: int = 3,
+    rule: ExitRule = entropy_exit,
+    fold_batchnorm: bool = True,
+    progress: bool = True,
+):
+    """Measured speed-up of early exit over the plain network at several batch sizes, on the same images.
+
+    For each batch size, ``images`` are cut into batches of that size and one pass of
+    ``full`` and one of ``early_exit`` over all of them are timed, interleaved (order
+    rotated every round), ``repeats`` rounds after one untimed pass of each; medians.
+    The images and the threshold are the same at every batch size, so are the exits
+    taken and the speed-up their MACs predict: what changes is only how well the
+    machine runs each batch size, and how much of the batch early exit leaves behind
+    at each stage.
+
+    Args:
+        model: a multi-exit model from ``helpers.models``, in the precision to measure.
+        images: uint8 ``(N, H, W, 3)`` at the model's input size.
+        threshold: the exit rule's threshold.
+        batch_sizes: the batch sizes to measure (each at least 1).
+        repeats: timed rounds per batch size.
+        rule: the exit rule of ``early_exit``.
+        fold_batchnorm: as for ``run_benchmark``.
+        progress: print progress to stderr.
+
+    Returns:
+        A pandas DataFrame indexed by ``batch_size``: ``full_img_s`` and
+        ``early_exit_img_s`` (throughput), ``measured_speedup`` (their ratio),
+        ``predicted_speedup`` (1 / mean relative cost of the exits taken, heads
+        included) and ``efficiency`` (measured / predicted).
+    """
+    import pandas as pd
+
+    from helpers.cost import relative_costs
+    from helpers.inference import EarlyExitEngine
+
+    threshold = check_threshold(threshold)
+    images = np.asarray(images)
+    sizes = sorted({int(b) for b in batch_sizes})
+    if len(images) == 0:
+        raise ValueError("need at least one image")
+    if not sizes or sizes[0] < 1 or repeats < 1:
+        raise ValueError(f"batch sizes and repeats must be at least 1, got {list(batch_sizes)} and {repeats}")
+    engine = EarlyExitEngine(model, rule, fold_batchnorm=fold_batchnorm)
+    engine.check_images(images[:1])
+    predicted = speedup_report(engine.predict(images, threshold)["exit"], relative_costs(model), 1.0)
+    t = tf.constant(threshold, tf.float32)
+    fns: dict[str, Callable] = {"full": engine.full_fn, "early_exit": lambda x: engine.early_exit_fn(x, t)}
+    rows = {}
+    for b in sizes:
+        _log(f"batch size {b}: {repeats} rounds over {len(images)} images ...", progress)
+        batches = [(tf.convert_to_tensor(images[i:i + b]),) for i in range(0, len(images), b)]
+        for fn in fns.values():  # warm-up: oneDNN prepares its kernels per shape
+            _time_pass(fn, batches)
+        seconds: dict[str, list[float]] = {name: [] for name in fns}
+        for r in range(repeats):
+            for name in _rotated(list(fns), r):
+                seconds[name].append(_time_pass(fns[name], batches))
+        full, early = (len(images) / float(np.median(seconds[name])) for name in fns)
+        rows[b] = {
+            "full_img_s": full,
+            "early_exit_img_s": early,
+            "measured_speedup": early / full,
+            "predicted_speedup": predicted["predicted_speedup"],
+            "efficiency": early / full / predicted["predicted_speedup"],
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("batch_size")
+
+
 def check_targets(result: dict) -> dict:
     """The issue's targets, evaluated on a ``run_benchmark`` result.
 

@@ -916,3 +916,44 @@ def plot_rule_study(studies: Mapping[str, pd.DataFrame], tolerance: float) -> Fi
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_batch_size_sweep(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
+    """Early exit against the plain network at each batch size: speed-up, and throughput.
+
+    Args:
+        sweeps: label (e.g. a precision) -> ``helpers.benchmark.batch_size_sweep`` DataFrame.
+
+    Returns:
+        The figure. Left: per label, the measured speed-up of early exit (solid), the
+        speed-up the MAC count predicts for the same exits (dashed, same colour) and the
+        break-even line at 1, below which early exit is slower than the plain network.
+        Right: the throughput of both (early exit solid, plain network dotted), which
+        compares the labels with each other too.
+    """
+    if not sweeps:
+        raise ValueError("no batch-size sweeps to plot")
+    fig, (ax, ax_rate) = plt.subplots(1, 2, figsize=(11, 4.0))
+    colours = _model_colours(list(sweeps))
+    for label, sweep in sweeps.items():
+        sizes = sweep.index.to_numpy()
+        ax.plot(sizes, sweep["measured_speedup"], marker="o", color=colours[label], label=f"{label}: measured")
+        ax.plot(sizes, sweep["predicted_speedup"], linestyle="--", color=colours[label],
+                label=f"{label}: predicted by MACs")
+        ax_rate.plot(sizes, sweep["early_exit_img_s"], marker="o", color=colours[label], label=f"{label}: early exit")
+        ax_rate.plot(sizes, sweep["full_img_s"], marker=".", linestyle=":", color=colours[label],
+                     label=f"{label}: plain network")
+    ax.axhline(1.0, color="grey", linewidth=1)
+    ax.annotate("break-even: the plain network", xy=(0.01, 1.0), xycoords=("axes fraction", "data"),
+                xytext=(0, 3), textcoords="offset points", fontsize=8, color="grey")
+    ax.set_ylabel("speed-up of early exit over the plain network")
+    ax.set_ylim(bottom=0)
+    ax_rate.set_ylabel("images per second")
+    ax_rate.set_yscale("log")
+    for a in (ax, ax_rate):
+        a.set_xscale("log", base=2)
+        a.set_xlabel("batch size")
+        a.legend(frameon=False, fontsize=8)
+        _style(a, "both")
+    fig.tight_layout()
+    return fig

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import models
-from helpers.benchmark import VARIANTS, format_report, main, run_benchmark, speedup_report
+from helpers.benchmark import VARIANTS, batch_size_sweep, format_report, main, run_benchmark, speedup_report
 from helpers.cost import relative_costs
 from helpers.evaluation import evaluate_threshold
 from helpers.folding import fold_batchnorm
@@ -216,3 +216,29 @@ def test_timing_the_parts_does_not_warn_of_retracing(model, sample):
         logger.removeHandler(handler)
     assert len(parts["relative_times"]) == 6
     assert not [r for r in records if "retracing" in r.getMessage()]
+
+
+def test_batch_size_sweep_measures_the_same_exits_at_every_batch_size(model, sample):
+    images, labels = sample
+    sweep = batch_size_sweep(model, images, 0.6, batch_sizes=(16, 1, 4, 4), repeats=1, progress=False)
+    assert list(sweep.index) == [1, 4, 16]  # sorted, each once
+    logits = np.stack([np.asarray(o) for o in fold_batchnorm(model)(images, training=False)], axis=1)
+    ref = evaluate_threshold(logits, labels, relative_costs(model), 0.6)
+    assert np.allclose(sweep["predicted_speedup"], ref["predicted_speedup"])
+    assert np.allclose(sweep["measured_speedup"], sweep["early_exit_img_s"] / sweep["full_img_s"])
+    assert np.allclose(sweep["efficiency"], sweep["measured_speedup"] / sweep["predicted_speedup"])
+    assert (sweep[["full_img_s", "early_exit_img_s"]] > 0).all().all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_sizes": (0, 4)}, "at least 1"),
+    ({"batch_sizes": ()}, "at least 1"),
+    ({"repeats": 0}, "at least 1"),
+    ({"threshold": 1.5}, "threshold"),
+])
+def test_batch_size_sweep_rejects_bad_settings(model, sample, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        batch_size_sweep(model, sample[0], **({"threshold": 0.6} | kwargs), progress=False)
+    with pytest.raises(ValueError, match="at least one image"):
+        batch_size_sweep(model, sample[0][:0], 0.6, progress=False)
+

@@ -283,3 +283,24 @@ def test_model_colours_stay_distinct_beyond_ten_models():
     eleven = plots._model_colours(ten + ["m10"])
     assert len(set(eleven.values())) == 11
     assert plots._model_colours(ten + ["m10"]) == eleven  # stable for the same list
+
+
+def test_batch_size_sweep_plots_measured_and_predicted_per_label():
+    sweep = pd.DataFrame({"measured_speedup": [1.1, 1.4, 1.6], "predicted_speedup": [2.0, 2.0, 2.0],
+                          "full_img_s": [100.0, 200.0, 250.0], "early_exit_img_s": [110.0, 280.0, 400.0]},
+                         index=pd.Index([1, 16, 256], name="batch_size"))
+    fig = plots.plot_batch_size_sweep({"float32": sweep, "mixed_bfloat16": sweep * 0.5})
+    ax, ax_rate = fig.axes
+    rates = {line.get_label(): list(line.get_ydata()) for line in ax_rate.get_lines()}
+    assert rates["float32: early exit"] == [110.0, 280.0, 400.0]
+    assert rates["mixed_bfloat16: plain network"] == [50.0, 100.0, 125.0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["float32: measured"].get_ydata()) == [1.1, 1.4, 1.6]
+    assert list(lines["mixed_bfloat16: predicted by MACs"].get_ydata()) == [1.0, 1.0, 1.0]
+    assert list(lines["float32: measured"].get_xdata()) == [1, 16, 256]
+    assert same_color(lines["float32: measured"].get_color(), lines["float32: predicted by MACs"].get_color())
+    assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.get_lines())  # break-even
+    assert ax.get_xscale() == "log"
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        plots.plot_batch_size_sweep({})
