@@ -114,6 +114,18 @@ def _rotated(names: Sequence[str], k: int) -> list[str]:
     return list(names[k:]) + list(names[:k])
 
 
+def _interleaved_passes(
+    fns: dict[str, Callable], batches: Sequence[tuple], repeats: int, progress: bool = False, what: str = "timing",
+) -> dict[str, list[float]]:
+    """Seconds of one pass of every function over ``batches``, ``repeats`` rounds, order rotated every round."""
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(repeats):
+        _log(f"{what} round {r + 1}/{repeats} ...", progress)
+        for name in _rotated(list(fns), r):
+            seconds[name].append(_time_pass(fns[name], batches))
+    return seconds
+
+
 def percentile_summary(seconds: np.ndarray) -> dict[str, float]:
     """Median, 95th percentile and mean of per-image times, in milliseconds."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
@@ -359,11 +371,7 @@ def run_benchmark(
             _time_pass(fns[name], singles)
 
     # Throughput: round-robin over the variants, order rotated every round.
-    pass_times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for r in range(repeats):
-        _log(f"throughput round {r + 1}/{repeats} ...", progress)
-        for name in _rotated(VARIANTS, r):
-            pass_times[name].append(_time_pass(fns[name], batches))
+    pass_times = _interleaved_passes(fns, batches, repeats, progress, "throughput")
 
     # Latency at batch size 1: per image, every variant in a rotating order.
     _log(f"latency at batch size 1 on {len(singles)} images, {repeats} rounds ...", progress)
@@ -489,10 +497,7 @@ def batch_size_sweep(
         batches = [(tf.convert_to_tensor(images[i:i + b]),) for i in range(0, len(images), b)]
         for fn in fns.values():  # warm-up: oneDNN prepares its kernels per shape
             _time_pass(fn, batches)
-        seconds: dict[str, list[float]] = {name: [] for name in fns}
-        for r in range(repeats):
-            for name in _rotated(list(fns), r):
-                seconds[name].append(_time_pass(fns[name], batches))
+        seconds = _interleaved_passes(fns, batches, repeats)
         full, early = (len(images) / float(np.median(seconds[name])) for name in fns)
         rows[b] = {
             "full_img_s": full,

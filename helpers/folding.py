@@ -6,10 +6,11 @@ merged into that convolution's kernel and bias (Ioffe and Szegedy, 2015, section
 every inference compiler does it): the folded network computes the same function with
 one pass less over every activation map. That pass is cheap in MACs but not in time:
 a 128x128x32 map of a batch of 256 images holds half a gigabyte, and reading and
-writing it again costs about as much as the convolution that made it. The early
-blocks, which every image runs, have the largest maps, so folding is what brings the
-measured cost of an early exit near the one the MAC count predicts (``helpers.cost``
-counts neither the normalisation nor the bias).
+writing it again takes time that the MAC count of ``helpers.cost`` (one operation
+per element for a normalisation, a small share of any block) barely sees. The early
+blocks, which every image runs, have the largest maps: folding makes the plain
+network and early exit faster alike (notebook 03 measures by how much), which is why
+it does not by itself bring the measured speed-up of early exit up to the predicted one.
 
 The folded model computes in float32 what the original does up to rounding (about
 1e-6 relative), so a sample whose exit rule sits within rounding of the threshold can
