@@ -91,6 +91,76 @@ def ensemble_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((mean_probs.argmax(-1) == np.asarray(labels)).mean())
 
 
+def accuracy_interval(correct, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for an accuracy measured on ``len(correct)`` independent images.
+
+    A test split of a few hundred images pins an accuracy down only to a few points:
+    this is the range of true accuracies the measurement is compatible with. Wilson's
+    interval (unlike the textbook ``p ± z·sqrt(p(1-p)/n)``) stays inside [0, 1] and
+    keeps its coverage near 0 % and 100 %.
+
+    Args:
+        correct: ``(N,)`` booleans (or 0/1), whether each image was classified correctly.
+        confidence: the interval's confidence level, strictly between 0 and 1.
+
+    Returns:
+        ``(low, high)``, fractions.
+
+    Raises:
+        ValueError: no images, values other than 0/1, or a confidence outside (0, 1).
+    """
+    from statistics import NormalDist
+
+    correct = np.asarray(correct)
+    if correct.ndim != 1 or correct.size == 0:
+        raise ValueError(f"need a 1-D array of at least one image, got shape {correct.shape}")
+    if not np.isin(correct, (0, 1)).all():
+        raise ValueError("correct must hold booleans or 0/1, one per image")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    n = correct.size
+    p = float(correct.mean())
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def paired_test(correct_a, correct_b) -> dict:
+    """Exact McNemar test: do two models' accuracies on the *same* images differ by more than chance?
+
+    Only the images on which the two disagree carry information: ``a_only`` that model
+    A got right and B wrong, ``b_only`` the reverse. If the two were equally accurate,
+    each disagreement would go either way with probability 1/2; the p-value is the
+    two-sided binomial probability of a split at least as uneven as the one observed.
+    Comparing two accuracies on the same images this way is far more sensitive than
+    comparing their two separate intervals.
+
+    Args:
+        correct_a, correct_b: ``(N,)`` booleans (or 0/1) for the same N images, in the same order.
+
+    Returns:
+        A dict with ``a_only``, ``b_only`` (counts), ``difference`` (A's accuracy minus
+        B's, a fraction) and ``p_value`` (1.0 when the two never disagree).
+
+    Raises:
+        ValueError: arrays of different lengths, empty, or with values other than 0/1.
+    """
+    from math import comb
+
+    a, b = np.asarray(correct_a), np.asarray(correct_b)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise ValueError(f"need two 1-D arrays over the same images, got shapes {a.shape} and {b.shape}")
+    if not (np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all()):
+        raise ValueError("correct_a and correct_b must hold booleans or 0/1, one per image")
+    a, b = a.astype(bool), b.astype(bool)
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    n, k = a_only + b_only, min(a_only, b_only)
+    tail = sum(comb(n, i) for i in range(k + 1)) / 2**n  # exact, in integers until this division
+    return {"a_only": a_only, "b_only": b_only, "difference": float(a.mean() - b.mean()),
+            "p_value": min(1.0, 2 * tail)}
+
+
 def outcome(logits: np.ndarray, labels: np.ndarray, costs: Sequence[float], exit_index: np.ndarray) -> dict:
     """Accuracy, mean cost and exit fractions when sample ``i`` leaves at exit ``exit_index[i]``.
 

@@ -146,6 +146,13 @@ def markdown_table(frame, digits: int = 2, percent: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+def format_p(p) -> str:
+    """A p-value for a table: three decimals, ``<0.001`` below that, ``–`` when missing (NaN or None)."""
+    if p is None or math.isnan(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def seed_table(analyses: Mapping[str, object]):
     """The variation of one configuration over training seeds, on the test split.
 
@@ -171,6 +178,63 @@ def seed_table(analyses: Mapping[str, object]):
     stats = pd.DataFrame({"mean": frame.mean(), "std": frame.std(ddof=1)}).T
     frame = pd.concat([frame, stats])
     frame.index.name = "run"
+    return frame
+
+
+def noise_table(analyses: Mapping[str, object], reference: str, plain: str | Collection[str] = (),
+                confidence: float = 0.95):
+    """How far the test split can tell the models apart: intervals and paired tests.
+
+    One row per model (``helpers.evaluation.Analysis``, all on the same test images):
+    the final exit's accuracy and its Wilson interval (``evaluation.accuracy_interval``);
+    against the final exit of ``reference`` on the same images, the images only this
+    model gets right, those only the reference gets right and the exact McNemar p-value
+    (``evaluation.paired_test``); and for a multi-exit model the early-exit accuracy at
+    tau*, its drop from the model's own final exit (points) and the p-value of that
+    drop, paired on the same images too. The reference's own comparison and a plain
+    network's early-exit columns are missing (None for the counts, which stay
+    integers, NaN for the rest).
+
+    Raises:
+        KeyError: ``reference`` is not among ``analyses``.
+        ValueError: the analyses' test labels differ (they are not the same images).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from helpers.evaluation import accuracy_interval, paired_test
+
+    if reference not in analyses:
+        raise KeyError(f"reference {reference!r} is not among the analyses ({list(analyses)})")
+    plains = {plain} if isinstance(plain, str) else set(plain)
+    ref_logits, ref_labels = analyses[reference].split_data("test")
+    ref_right = ref_logits[:, -1].argmax(-1) == ref_labels
+    nan = float("nan")
+    rows = {}
+    for name, a in analyses.items():
+        logits, labels = a.split_data("test")
+        if not np.array_equal(labels, ref_labels):
+            raise ValueError(f"{name} and {reference} were not tested on the same images (their labels differ)")
+        right = logits[:, -1].argmax(-1) == labels
+        low, high = accuracy_interval(right, confidence)
+        row = {"final acc": float(right.mean()), "interval": f"{100 * low:.1f}–{100 * high:.1f}%"}
+        versus = paired_test(right, ref_right)
+        row |= ({"only this right": None, "only reference right": None, "p vs reference": nan} if name == reference
+                else {"only this right": versus["a_only"], "only reference right": versus["b_only"],
+                      "p vs reference": versus["p_value"]})
+        if name in plains:
+            row |= {"early-exit acc": nan, "drop (points)": nan, "p of drop": nan}
+        else:
+            at = a.at(split="test")
+            drop = paired_test(at["predictions"] == labels, right)
+            row |= {"early-exit acc": at["accuracy"], "drop (points)": -100 * drop["difference"],
+                    "p of drop": drop["p_value"]}
+        rows[name] = row
+    frame = pd.DataFrame(rows).T
+    for column in ("final acc", "p vs reference", "early-exit acc", "drop (points)", "p of drop"):
+        frame[column] = frame[column].astype(float)
+    frame = frame.rename(columns={"interval": f"final acc, {round(100 * confidence)}% interval"})
+    frame.index.name = "model"
     return frame
 
 

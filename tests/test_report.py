@@ -6,7 +6,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from helpers import notebooks, report
+from helpers import evaluation, notebooks, report
 from helpers.evaluation import Analysis
 
 
@@ -133,6 +133,12 @@ def test_markdown_table_percent_and_missing():
     assert report.markdown_table(frame, percent=["acc"]).splitlines()[2:] == ["| a | 82.4% | – |", "| b | 50.0% | 0.25 |"]
     with pytest.raises(KeyError, match="cost"):
         report.markdown_table(frame, percent=["cost"])
+
+
+@pytest.mark.parametrize("p, text", [(0.04321, "0.043"), (1.0, "1.000"), (0.001, "0.001"), (0.00049, "<0.001"),
+                                     (float("nan"), "–"), (None, "–")])
+def test_format_p(p, text):
+    assert report.format_p(p) == text
 
 
 def test_seed_table_mean_and_sample_std():
@@ -385,3 +391,46 @@ def test_budget_lines_saving_target_per_multi_exit_series():
     loose = report.budget_lines(runs, analyses, series, ["m8", "p8"], 0.88, min_saving=0.4, tolerance=0.5)
     assert loose[2].endswith("saving target (40% of the MACs within 50 points) met at 8 epochs (measured)")
     assert len(report.budget_lines(runs, analyses, series, ["m8", "p8"], 0.88)) == 3  # no min_saving, no sentence
+
+
+def test_noise_table_intervals_and_paired_tests_by_hand():
+    labels = np.array([0] * 5 + [1] * 5)
+    one_hot = np.eye(2, dtype=np.float32)[labels] * 9  # sure and right
+
+    def logits(first, final_class):  # (10, 2 exits, 2 classes): exit 1 as given, a sure final exit
+        return np.stack([first, np.eye(2, dtype=np.float32)[final_class] * 9], axis=1)
+
+    unsure = np.zeros((10, 2), np.float32)
+    ref = logits(unsure, np.r_[labels[:9], 0])  # final right on images 0-8; nobody leaves early
+    m_first = unsure.copy()
+    m_first[[0, 1, 5]] = [9.0, 0.0]  # images 0, 1 (class 0) and 5 (class 1) leave at exit 1, saying class 0
+    m = logits(m_first, np.r_[labels[:6], 0, 0, 0, 0])  # final right on images 0-5
+    plain = one_hot[:, None, :]  # right everywhere
+    analyses = {"ref": _analysis("ref", ref, labels, [0.5, 1.0], 0.5),
+                "m": _analysis("m", m, labels, [0.5, 1.0], 0.5),
+                "plain": _analysis("plain", plain, labels, [1.0], 0.0)}
+    table = report.noise_table(analyses, "ref", plain="plain")
+    assert table.loc["m", "final acc"] == pytest.approx(0.6)
+    low, high = evaluation.accuracy_interval(np.arange(10) < 6)
+    assert table.loc["m", "final acc, 95% interval"] == f"{100 * low:.1f}–{100 * high:.1f}%"
+    # m against ref: ref alone is right on images 6, 7, 8: p = 2 * (1/2)^3
+    assert table.loc["m", ["only this right", "only reference right"]].tolist() == [0, 3]
+    assert table.loc["m", "p vs reference"] == pytest.approx(0.25)
+    # at tau* 0.5, image 5 leaves early and wrong: 0.5 against the final exit's 0.6
+    assert table.loc["m", "early-exit acc"] == pytest.approx(0.5)
+    assert table.loc["m", "drop (points)"] == pytest.approx(10.0)
+    assert table.loc["m", "p of drop"] == pytest.approx(1.0)
+    assert table.loc["plain", ["only this right", "only reference right"]].tolist() == [1, 0]
+    assert np.isnan(table.loc["plain", "drop (points)"]) and np.isnan(table.loc["ref", "p vs reference"])
+    assert table.loc["ref", "only this right"] is None
+    assert table.loc["ref", "drop (points)"] == pytest.approx(0.0)
+
+
+def test_noise_table_needs_the_same_images_and_a_known_reference():
+    logits = np.array([[[9.0, 0.0], [9.0, 0.0]], [[0.0, 0.0], [0.0, 5.0]]], dtype=np.float32)
+    a = _analysis("a", logits, np.array([0, 1]), [0.5, 1.0], 0.5)
+    b = _analysis("b", logits, np.array([1, 1]), [0.5, 1.0], 0.5)
+    with pytest.raises(ValueError, match="same images"):
+        report.noise_table({"a": a, "b": b}, "a")
+    with pytest.raises(KeyError, match="reference 'c'"):
+        report.noise_table({"a": a}, "c")
