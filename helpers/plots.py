@@ -22,7 +22,14 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import (
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+    NullLocator,
+    PercentFormatter,
+    ScalarFormatter,
+)
 
 from helpers import paths
 
@@ -950,8 +957,14 @@ def plot_batch_size_sweep(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
     ax.set_ylim(bottom=0)
     ax_rate.set_ylabel("images per second")
     ax_rate.set_yscale("log")
+    ax_rate.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax_rate.yaxis.set_major_formatter(ScalarFormatter())  # 200, not 2×10²
+    ax_rate.yaxis.set_minor_formatter(NullFormatter())
+    measured = sorted({int(b) for sweep in sweeps.values() for b in sweep.index})
     for a in (ax, ax_rate):
         a.set_xscale("log", base=2)
+        a.set_xticks(measured, [str(b) for b in measured])  # the batch sizes measured, as numbers
+        a.xaxis.set_minor_locator(NullLocator())
         a.set_xlabel("batch size")
         a.legend(frameon=False, fontsize=8)
         _style(a, "both")

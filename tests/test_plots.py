@@ -301,6 +301,8 @@ def test_batch_size_sweep_plots_measured_and_predicted_per_label():
     assert same_color(lines["float32: measured"].get_color(), lines["float32: predicted by MACs"].get_color())
     assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.get_lines())  # break-even
     assert ax.get_xscale() == "log"
+    for a in (ax, ax_rate):  # ticks at the batch sizes measured, labelled as plain numbers
+        assert [t.get_text() for t in a.get_xticklabels()] == ["1", "16", "256"]
     plt.close(fig)
     with pytest.raises(ValueError):
         plots.plot_batch_size_sweep({})
