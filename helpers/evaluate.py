@@ -36,7 +36,11 @@ CIFAR-10 models, or tfds) and accepted only if its
 JSON keys: ``model``, ``images``, ``exit_names``, ``exit_accuracy`` (list, final
 last), ``final_accuracy``, ``policy``, ``threshold``, ``accuracy``,
 ``exit_fractions`` (list), ``relative_cost``, ``predicted_speedup``
-(= 1 / relative_cost); with ``--budget`` also ``budget``: ``{"budget", "validation"
+(= 1 / relative_cost), ``final_accuracy_interval`` and ``accuracy_interval`` (95 %
+Wilson intervals ``[low, high]`` of the two accuracies on these images,
+``helpers.evaluation.accuracy_interval``) and ``drop_p_value`` (exact McNemar
+p-value of the difference between the early-exit and final-classifier accuracies,
+paired on the same images, ``helpers.evaluation.paired_test``); with ``--budget`` also ``budget``: ``{"budget", "validation"
 (where the validation images came from), "val_images", "threshold", "val_accuracy",
 "val_relative_cost", "within_budget"}`` (``within_budget``: the cost on DIR is <= B).
 """
@@ -53,7 +57,13 @@ import numpy as np
 from helpers import data as data_lib
 from helpers import registry
 from helpers.cost import relative_costs
-from helpers.evaluation import collect_logits, evaluate_threshold, exit_accuracies
+from helpers.evaluation import (
+    accuracy_interval,
+    collect_logits,
+    evaluate_threshold,
+    exit_accuracies,
+    paired_test,
+)
 from helpers.limits import at_most
 from helpers.policies import POLICIES, resolve_policy
 
@@ -220,6 +230,8 @@ def evaluate_model(
         print(note, file=sys.stderr)
     at = evaluate_threshold(logits, labels, costs, threshold, policy_spec)
     accuracy = exit_accuracies(logits, labels)
+    final_right = logits[:, -1].argmax(-1) == labels
+    early_right = at["predictions"] == labels
     result = {
         "model": str(spec),
         "images": int(len(labels)),
@@ -232,6 +244,9 @@ def evaluate_model(
         "exit_fractions": [float(f) for f in at["exit_fractions"]],
         "relative_cost": at["relative_cost"],
         "predicted_speedup": at["predicted_speedup"],
+        "final_accuracy_interval": list(accuracy_interval(final_right)),
+        "accuracy_interval": list(accuracy_interval(early_right)),
+        "drop_p_value": paired_test(early_right, final_right)["p_value"],
     }
     if budget_info is not None:
         budget_info["within_budget"] = bool(at_most(at["relative_cost"], budget_info["budget"]))
@@ -246,11 +261,19 @@ def format_report(result: dict) -> str:
         lines.append(f"{name:9s} {acc:8.1%}  {frac:10.1%}")
     t = result["threshold"]
     t_text = str(t) if isinstance(t, int) else f"{t:.3f}"
+    final_low, final_high = result["final_accuracy_interval"]
+    low, high = result["accuracy_interval"]
+    drop = 100 * (result["final_accuracy"] - result["accuracy"])
     lines += [
         "",
-        f"final classifier alone: accuracy {result['final_accuracy']:.1%}, relative cost 1.00 (plain network)",
-        f"early exit ({result['policy']}, threshold {t_text}): accuracy {result['accuracy']:.1%}, "
-        f"relative cost {result['relative_cost']:.3f} (heads included), predicted speed-up {result['predicted_speedup']:.2f}x",
+        f"final classifier alone: accuracy {result['final_accuracy']:.1%} (95% interval {final_low:.1%} to "
+        f"{final_high:.1%}), relative cost 1.00 (plain network)",
+        f"early exit ({result['policy']}, threshold {t_text}): accuracy {result['accuracy']:.1%} (95% interval "
+        f"{low:.1%} to {high:.1%}), relative cost {result['relative_cost']:.3f} (heads included), "
+        f"predicted speed-up {result['predicted_speedup']:.2f}x",
+        f"early exit is {abs(drop):.1f} points {'below' if drop >= 0 else 'above'} the final classifier on these "
+        f"images (exact McNemar test: p = {result['drop_p_value']:.3f}, how often two equally accurate "
+        f"classifiers would disagree this unevenly)",
     ]
     if "budget" in result:
         b = result["budget"]

@@ -123,7 +123,10 @@ def accuracy_interval(correct, confidence: float = 0.95) -> tuple[float, float]:
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+    # at p = 0 (or 1) the bound is exactly 0 (or 1); the formula leaves a rounding error there
+    low = 0.0 if p == 0.0 else max(0.0, float(centre - half))
+    high = 1.0 if p == 1.0 else min(1.0, float(centre + half))
+    return low, high
 
 
 def paired_test(correct_a, correct_b) -> dict:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from helpers import cost, data, evaluate, registry
-from helpers.evaluation import collect_logits, evaluate_threshold
+from helpers.evaluation import accuracy_interval, collect_logits, evaluate_threshold, paired_test
 
 KEYS = {"model", "images", "exit_names", "exit_accuracy", "final_accuracy", "policy", "threshold",
-        "accuracy", "exit_fractions", "relative_cost", "predicted_speedup"}
+        "accuracy", "exit_fractions", "relative_cost", "predicted_speedup",
+        "final_accuracy_interval", "accuracy_interval", "drop_p_value"}
 
 
 @pytest.fixture
@@ -46,6 +47,13 @@ def test_json_report_matches_a_direct_computation(model_dir, folder, tiny_model,
     assert sum(result["exit_fractions"]) == pytest.approx(1.0)
     assert result["relative_cost"] == pytest.approx(expected["relative_cost"])
     assert result["predicted_speedup"] == pytest.approx(1 / result["relative_cost"])
+    final_right = logits[:, -1].argmax(-1) == labels
+    early_right = expected["predictions"] == labels
+    assert result["final_accuracy_interval"] == pytest.approx(list(accuracy_interval(final_right)))
+    assert result["accuracy_interval"] == pytest.approx(list(accuracy_interval(early_right)))
+    low, high = result["accuracy_interval"]
+    assert low <= result["accuracy"] <= high
+    assert result["drop_p_value"] == pytest.approx(paired_test(early_right, final_right)["p_value"])
 
 
 def test_threshold_zero_and_one(model_dir, folder, tiny_model):
@@ -53,6 +61,8 @@ def test_threshold_zero_and_one(model_dir, folder, tiny_model):
     at_zero = evaluate.evaluate_model(str(model_dir), str(folder), threshold=0.0, progress=False)
     assert at_zero["exit_fractions"][-1] == 1.0 and at_zero["relative_cost"] == pytest.approx(costs[-1])
     assert at_zero["accuracy"] == at_zero["final_accuracy"]
+    assert at_zero["drop_p_value"] == 1.0  # the same predictions: they never disagree
+    assert at_zero["accuracy_interval"] == at_zero["final_accuracy_interval"]
     at_one = evaluate.evaluate_model(str(model_dir), str(folder), threshold=1.0, progress=False)
     assert at_one["exit_fractions"][0] == 1.0 and at_one["relative_cost"] == pytest.approx(costs[0])
 
@@ -61,6 +71,7 @@ def test_text_report(model_dir, folder, capsys):
     assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--threshold", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "on 10 images" in out and "threshold 0.500" in out and "exit_1" in out and "final" in out
+    assert out.count("95% interval") == 2 and "exact McNemar test: p = " in out
 
 
 def test_threshold_note_only_when_nothing_is_recorded():
