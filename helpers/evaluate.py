@@ -40,9 +40,10 @@ last), ``final_accuracy``, ``policy``, ``threshold``, ``accuracy``,
 Wilson intervals ``[low, high]`` of the two accuracies on these images,
 ``helpers.evaluation.accuracy_interval``) and ``drop_p_value`` (exact McNemar
 p-value of the difference between the early-exit and final-classifier accuracies,
-paired on the same images, ``helpers.evaluation.paired_test``); with ``--budget`` also ``budget``: ``{"budget", "validation"
-(where the validation images came from), "val_images", "threshold", "val_accuracy",
-"val_relative_cost", "within_budget"}`` (``within_budget``: the cost on DIR is <= B).
+paired on the same images, ``helpers.evaluation.paired_test``); with ``--budget``
+also ``budget``: ``{"budget", "validation" (where the validation images came from),
+"val_images", "threshold", "val_accuracy", "val_relative_cost", "within_budget"}``
+(``within_budget``: the cost on DIR is <= B).
 """
 
 from __future__ import annotations

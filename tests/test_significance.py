@@ -93,3 +93,12 @@ def test_paired_test_rejects_arrays_over_different_images():
         evaluation.paired_test([1, 0, 1], [1, 0])
     with pytest.raises(ValueError, match="booleans or 0/1"):
         evaluation.paired_test([1, 0, 3], [1, 0, 1])
+
+
+def test_paired_test_matches_the_binomial_sum_and_stays_fast_for_many_disagreements():
+    # 3000 disagreements, 1450 one way: the two-sided tail 2 * sum_{i <= 1450} C(3000, i) / 2^3000
+    a = np.r_[np.ones(1450, bool), np.zeros(1550, bool)]
+    r = evaluation.paired_test(a, ~a)
+    expected = 2 * sum(comb(3000, i) for i in range(1451)) / 2**3000
+    assert r["p_value"] == pytest.approx(expected, rel=1e-12)
+    assert 0.05 < r["p_value"] < 0.1  # a 48/52 split of 3000 is borderline
