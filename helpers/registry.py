@@ -124,7 +124,7 @@ def _kind(early_exits: int) -> str:
 
 def publish(
     run_dir: str | os.PathLike, name: str, threshold: float, dataset: str = "tf_flowers", rule: str | None = None,
-    model=None,
+    model=None, overwrite: bool = False,
 ) -> Path:
     """Copy a finished run into ``models/<name>/`` as a reference model.
 
@@ -135,6 +135,13 @@ def publish(
     when the run has one, ``split.json`` (so ``helpers.benchmark --split test`` works on
     the reference model). ``model`` is the run's model when the caller has already loaded
     it (else it is loaded from the run).
+
+    Publishing the same experiment and seed again (after training it again, say) replaces
+    the reference model; a *different* run under an existing name (another seed of the
+    main model, published without its own name) is refused unless ``overwrite``.
+
+    Raises:
+        ValueError: ``models/<name>`` holds a run of another experiment or seed, and not ``overwrite``.
     """
     import shutil
 
@@ -144,9 +151,18 @@ def publish(
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
+    out = MODELS_DIR / name
+    if (out / "config.json").is_file() and not overwrite:  # before anything is written
+        old = json.loads((out / "config.json").read_text())
+        differ = [f"{key} {old.get(key)!r} there, {config.get(key)!r} here" if key == "seed" else key
+                  for key in ("experiment", "seed") if old.get(key) != config.get(key)]
+        if differ:
+            raise ValueError(
+                f"{out} already holds another run ({'; '.join(differ)}); publish this one under its own "
+                f"name (--name), or pass --overwrite to replace it"
+            )
     if model is None:
         model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
-    out = MODELS_DIR / name
     out.mkdir(parents=True, exist_ok=True)
     partial = out / ".partial.keras"
     model.save(partial)
@@ -201,7 +217,7 @@ def _operating_threshold(
 
 def publish_run(
     run_dir: str | os.PathLike, name: str | None = None, source: str | os.PathLike | None = None,
-    tolerance: float = 0.01, progress: bool = True, rule: str | None = None,
+    tolerance: float = 0.01, progress: bool = True, rule: str | None = None, overwrite: bool = False,
 ) -> Path:
     """Publish a finished run with its operating threshold tau* chosen on its own validation split.
 
@@ -217,16 +233,18 @@ def publish_run(
         tolerance: accuracy drop allowed at tau*.
         progress: show a progress bar while decoding images.
         rule: a ``helpers.evaluation.THRESHOLD_RULES`` rule (default: the project's).
+        overwrite: replace a reference model of the same name from another run (see ``publish``).
 
     Raises:
-        ValueError: the rebuilt split is not the one the run was trained on, or an unknown rule.
+        ValueError: the rebuilt split is not the one the run was trained on, an unknown
+            rule, or the name is taken by another run (see ``publish``).
     """
     from helpers.evaluation import DEFAULT_THRESHOLD_RULE
 
     rule = rule or DEFAULT_THRESHOLD_RULE
     run, exp, threshold, used = _operating_threshold(run_dir, source, tolerance, rule, progress)
     dataset = DATASET_NAMES.get(exp.dataset, exp.dataset)
-    return publish(run_dir, name or exp.name, threshold, dataset, used, model=run.model)
+    return publish(run_dir, name or exp.name, threshold, dataset, used, model=run.model, overwrite=overwrite)
 
 
 def retune(
@@ -282,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     pub = sub.add_parser("publish", help="copy a finished run into models/<name>/")
     pub.add_argument("run_dir")
     pub.add_argument("--name", help="reference name (default: the experiment's name)")
+    pub.add_argument("--overwrite", action="store_true",
+                     help="replace a reference model of that name published from another run (experiment or seed)")
     retune_cmd = sub.add_parser(
         "retune", help="choose the tau* of reference models again; rewrites only their config.json",
     )
@@ -301,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 folder, old, new, rule = retune(name, args.source, rule=args.rule)
                 print(f"{folder.name}: threshold {old} -> {new} ({rule or 'plain network, no exit to choose'})")
             return 0
-        out = publish_run(args.run_dir, args.name, args.source, rule=args.rule)
+        out = publish_run(args.run_dir, args.name, args.source, rule=args.rule, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

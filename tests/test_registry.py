@@ -189,6 +189,46 @@ def test_publish_names_a_seed_other_than_0(run_dir, models_dir):
     assert json.loads((out / "config.json").read_text())["kind"] == "plain, seed 2"
 
 
+def test_publish_refuses_to_replace_another_run_unless_told(run_dir, models_dir):
+    config = json.loads((run_dir / "config.json").read_text()) | {"experiment": {"epochs": 3}, "seed": 0}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    out = registry.publish(run_dir, "tiny-ref", threshold=0.35)
+    registry.publish(run_dir, "tiny-ref", threshold=0.4)  # the same run again: replaced
+    assert json.loads((out / "config.json").read_text())["threshold"] == 0.4
+    (run_dir / "config.json").write_text(json.dumps(config | {"seed": 1}))
+    with pytest.raises(ValueError, match=r"tiny-ref already holds another run \(seed 0 there, 1 here\).*--name"):
+        registry.publish(run_dir, "tiny-ref", threshold=0.5)
+    assert json.loads((out / "config.json").read_text())["threshold"] == 0.4  # untouched
+    (run_dir / "config.json").write_text(json.dumps(config | {"experiment": {"epochs": 5}}))
+    with pytest.raises(ValueError, match=r"another run \(experiment\)"):
+        registry.publish(run_dir, "tiny-ref", threshold=0.5)
+    registry.publish(run_dir, "tiny-ref", threshold=0.5, overwrite=True)
+    assert json.loads((out / "config.json").read_text())["experiment"] == {"epochs": 5}
+
+
+def test_publish_command_reports_a_taken_name_in_one_line(run_dir, models_dir, monkeypatch, capsys):
+    (models_dir / "tiny").mkdir()
+    (models_dir / "tiny" / "config.json").write_text(json.dumps({"experiment": {"epochs": 3}, "seed": 0}))
+    (run_dir / "config.json").write_text(json.dumps({"name": "tiny", "class_names": CLASSES,
+                                                    "experiment": {"epochs": 3}, "seed": 1}))
+    # tau* without images: the run is judged on its config alone
+    monkeypatch.setattr(registry, "_operating_threshold", lambda *args: (_Run(), _Exp(), 0.3, "stable"))
+    assert registry.main(["publish", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--overwrite" in err
+    assert registry.main(["publish", str(run_dir), "--overwrite"]) == 0
+    assert json.loads((models_dir / "tiny" / "config.json").read_text())["seed"] == 1
+
+
+class _Run:
+    model = None  # publish loads it from the run folder
+
+
+class _Exp:
+    name = "tiny"
+    dataset = "flowers"
+
+
 def test_retune_a_plain_model_needs_no_data_and_keeps_threshold_0(run_dir, models_dir, capsys):
     config = json.loads((run_dir / "config.json").read_text())
     plain = experiments.get_experiment("flowers-vgg11-plain").to_dict()
