@@ -122,6 +122,17 @@ def _kind(early_exits: int) -> str:
     return f"multi-exit ({early_exits} early exit{'' if early_exits == 1 else 's'})"
 
 
+def _experiment_fields(config: dict) -> dict:
+    """A run config's experiment, with the defaults of fields added to ``Experiment`` after the run."""
+    from helpers.experiments import Experiment
+
+    recorded = config.get("experiment") or {}
+    try:
+        return Experiment.from_dict(recorded).to_dict()
+    except (TypeError, ValueError):  # not a full experiment record (a hand-made config): as it is
+        return dict(recorded)
+
+
 def publish(
     run_dir: str | os.PathLike, name: str, threshold: float, dataset: str = "tf_flowers", rule: str | None = None,
     model=None, overwrite: bool = False,
@@ -154,8 +165,11 @@ def publish(
     out = MODELS_DIR / name
     if (out / "config.json").is_file() and not overwrite:  # before anything is written
         old = json.loads((out / "config.json").read_text())
-        differ = [f"{key} {old.get(key)!r} there, {config.get(key)!r} here" if key == "seed" else key
-                  for key in ("experiment", "seed") if old.get(key) != config.get(key)]
+        was, now = _experiment_fields(old), _experiment_fields(config)
+        differ = [f"{key} {was.get(key)!r} there, {now.get(key)!r} here"
+                  for key in sorted(set(was) | set(now)) if was.get(key) != now.get(key)]
+        if old.get("seed") != config.get("seed"):
+            differ.append(f"seed {old.get('seed')!r} there, {config.get('seed')!r} here")
         if differ:
             raise ValueError(
                 f"{out} already holds another run ({'; '.join(differ)}); publish this one under its own "

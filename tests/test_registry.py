@@ -200,7 +200,7 @@ def test_publish_refuses_to_replace_another_run_unless_told(run_dir, models_dir)
         registry.publish(run_dir, "tiny-ref", threshold=0.5)
     assert json.loads((out / "config.json").read_text())["threshold"] == 0.4  # untouched
     (run_dir / "config.json").write_text(json.dumps(config | {"experiment": {"epochs": 5}}))
-    with pytest.raises(ValueError, match=r"another run \(experiment\)"):
+    with pytest.raises(ValueError, match=r"another run \(epochs 3 there, 5 here\)"):
         registry.publish(run_dir, "tiny-ref", threshold=0.5)
     registry.publish(run_dir, "tiny-ref", threshold=0.5, overwrite=True)
     assert json.loads((out / "config.json").read_text())["experiment"] == {"epochs": 5}
@@ -267,3 +267,16 @@ def test_runs_dir(monkeypatch, tmp_path):
     assert paths.runs_dir() == tmp_path
     monkeypatch.setenv(paths.QUICK_ENV, "1")
     assert paths.runs_dir() == tmp_path / "quick"
+
+
+def test_publish_reads_fields_an_old_record_lacks_as_their_defaults(run_dir, models_dir):
+    # a reference model published before Experiment gained head_filters is the same run
+    exp = experiments.get_experiment("flowers-vgg11").to_dict()
+    config = json.loads((run_dir / "config.json").read_text()) | {"experiment": exp, "seed": 0}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    out = registry.publish(run_dir, "tiny-old", threshold=0.35)
+    old = json.loads((out / "config.json").read_text())
+    del old["experiment"]["head_filters"]
+    (out / "config.json").write_text(json.dumps(old))
+    registry.publish(run_dir, "tiny-old", threshold=0.4)  # not refused
+    assert json.loads((out / "config.json").read_text())["threshold"] == 0.4
