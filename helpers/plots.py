@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.ticker import (
     LogLocator,
@@ -475,8 +476,9 @@ def plot_tradeoff(
             drawn as a star with dotted guide lines.
         baseline_label: legend label of the baseline.
         operating_points: label -> ``(cost, accuracy)`` of chosen thresholds, drawn as
-            diamonds (in the model's colour when the label is a model name) and listed in
-            the legend with their accuracy and cost.
+            diamonds and listed in the legend with their accuracy and cost. A point
+            labelled with a model's name takes that model's colour and shares its legend
+            entry (curve and diamond side by side), so the legend has one line per model.
         extra_points: label -> ``(cost, accuracy)`` of reference points that are not on
             a curve (the oracle), drawn as large "P" markers and listed in the legend.
 
@@ -485,33 +487,48 @@ def plot_tradeoff(
     """
     fig, ax = plt.subplots(figsize=(6.8, 4.6))
     colours = _model_colours(list(sweeps))
+    legend: dict = {}  # model name, or (kind, label) for the rest -> (handle, text), in drawing order
     for model, df in sweeps.items():
         df = df.sort_values(["relative_cost", "accuracy"])
-        ax.plot(df["relative_cost"], df["accuracy"], color=colours[model], lw=1.5,
-                marker="o", ms=3.5, label=model)
+        (line,) = ax.plot(df["relative_cost"], df["accuracy"], color=colours[model], lw=1.5,
+                          marker="o", ms=3.5, label=model)
+        legend[model] = (line, model)
     if baseline is not None:
         cost, acc = baseline
         ax.axhline(acc, color="grey", ls=":", lw=1.0)
         ax.axvline(cost, color="grey", ls=":", lw=1.0)
-        ax.plot([cost], [acc], ls="none", marker="*", ms=16, color="black", label=baseline_label, zorder=5)
+        (star,) = ax.plot([cost], [acc], ls="none", marker="*", ms=16, color="black", label=baseline_label, zorder=5)
+        legend[("baseline",)] = (star, baseline_label)
     for k, (label, (cost, acc)) in enumerate((extra_points or {}).items()):
         colour = EXTRA_POINT_COLOURS[k % len(EXTRA_POINT_COLOURS)]
-        ax.plot([cost], [acc], ls="none", marker="P", ms=13, color=colour, markeredgecolor="black",
-                label=f"{label}: {acc:.1%} at {cost:.2f}×", zorder=7)
+        text = f"{label}: {acc:.1%} at {cost:.2f}×"
+        (point,) = ax.plot([cost], [acc], ls="none", marker="P", ms=13, color=colour, markeredgecolor="black",
+                           label=text, zorder=7)
+        legend[("extra", label)] = (point, text)
     for label, (cost, acc) in (operating_points or {}).items():
         colour = colours.get(label, "tab:red")
         # listed in the legend rather than written beside the point: close points would overlap
-        ax.plot([cost], [acc], ls="none", marker="D", ms=8, color=colour, markeredgecolor="black", zorder=6,
-                label=f"{label}: {acc:.1%} at {cost:.2f}×")
+        text = f"{label}: {acc:.1%} at {cost:.2f}×"
+        (point,) = ax.plot([cost], [acc], ls="none", marker="D", ms=8, color=colour, markeredgecolor="black",
+                           zorder=6, label=text)
+        if label in sweeps:  # one legend entry for the model: its curve and its point side by side
+            line, _ = legend[label]
+            legend[label] = ((line, point), f"{label}; τ*: {acc:.1%} at {cost:.2f}×")
+        else:
+            legend[("point", label)] = (point, text)
+    handles, texts = zip(*legend.values(), strict=True) if legend else ((), ())
     ax.set_xlabel(COST_LABEL)
     ax.set_ylabel("accuracy")
     _percent_axis(ax)
     ax.set_title("accuracy against compute")
-    if len(ax.get_legend_handles_labels()[1]) > LEGEND_INSIDE_MAX:  # inside, it would hide curves: beside the axes
+    pairs = {tuple: HandlerTuple(ndivide=None, pad=0.6)}
+    if len(handles) > LEGEND_INSIDE_MAX:  # inside, it would hide curves: beside the axes
         fig.set_size_inches(10.0, fig.get_size_inches()[1])  # wider, for the legend
-        ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax.legend(handles, texts, handler_map=pairs, frameon=False, fontsize=8, loc="center left",
+                  bbox_to_anchor=(1.01, 0.5))
     else:
-        ax.legend(frameon=False, fontsize=8 if operating_points else 9, loc="lower right")
+        ax.legend(handles, texts, handler_map=pairs, frameon=False, fontsize=8 if operating_points else 9,
+                  loc="lower right")
     _style(ax, "both")
     fig.tight_layout()
     return fig

@@ -226,7 +226,11 @@ def test_tradeoff_curves_baseline_star_and_operating_points():
     assert (list(point.get_xdata()), list(point.get_ydata())) == ([0.6], [0.85])
     assert same_color(point.get_color(), curve.get_color())
     assert point.get_label() == "a: 85.0% at 0.60×"
-    assert "a: 85.0% at 0.60×" in [t.get_text() for t in ax.get_legend().get_texts()]
+    # one legend entry for the model: its curve and its point together
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a; τ*: 85.0% at 0.60×", "plain VGG11"]
+    plt.close(fig)
+    fig = plots.plot_tradeoff(sweeps, operating_points={"not a model": (0.5, 0.8)})
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "not a model: 80.0% at 0.50×"]
 
 
 def test_tradeoff_legend_moves_beside_the_axes_only_when_it_would_cover_curves():
@@ -237,10 +241,10 @@ def test_tradeoff_legend_moves_beside_the_axes_only_when_it_would_cover_curves()
         (ax,) = fig.axes
         fig.canvas.draw()
         legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
-        assert len(ax.get_legend().get_texts()) == 2 * n_models + 1  # every entry listed either way
+        assert len(ax.get_legend().get_texts()) == n_models + 1  # every model (curve and point) and the star
         return legend.x0 >= axes.x1
 
-    few = (plots.LEGEND_INSIDE_MAX - 1) // 2  # curves + points + star within the limit
+    few = plots.LEGEND_INSIDE_MAX - 1  # models + star within the limit
     assert not legend_right_of_axes(few)
     assert legend_right_of_axes(few + 1)
 
