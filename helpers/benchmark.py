@@ -65,6 +65,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.evaluate import DEFAULT_THRESHOLD, default_threshold, threshold_note
+from helpers.evaluation import exit_accuracies
 from helpers.limits import at_least
 from helpers.policies import ExitRule, check_threshold, entropy_exit
 
@@ -387,8 +388,8 @@ def run_benchmark(
     stages_single = measure_stages(engine, images[lat_index[:1]], 20 * repeats)
 
     accuracy = {
-        "full": float((full_logits.argmax(-1) == labels).mean()),
-        "all_exits": float((all_logits[:, -1].argmax(-1) == labels).mean()),
+        "full": float(exit_accuracies(full_logits[:, None], labels)[0]),
+        "all_exits": float(exit_accuracies(all_logits, labels)[-1]),
         "early_exit": float((ee_label == labels).mean()),
     }
     variants = {}
@@ -427,7 +428,7 @@ def run_benchmark(
             / variants["early_exit"]["latency"]["median_ms"],
         },
         "all_exits": {
-            "accuracy_per_exit": (all_logits.argmax(-1) == labels[:, None]).mean(axis=0).tolist(),
+            "accuracy_per_exit": exit_accuracies(all_logits, labels).tolist(),
             "predicted_relative_time": float(costs[-1]),
             "measured_relative_time": thr["full"] / thr["all_exits"],
             "parts": {k: stages_batched[k] for k in ("batch_size", "all_exits_ms", "sum_of_parts_ms", "ratio")},

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from helpers.evaluation import Rule, evaluate_threshold, outcome, sweep
+from helpers.evaluation import Rule, correct, evaluate_threshold, outcome, sweep
 from helpers.limits import SLACK, at_most
 from helpers.policies import first_exit, is_stateful, leave_mask_per_exit, resolve_policy
 
@@ -179,14 +179,14 @@ def per_exit_thresholds_for_budget(
     # leave[j][g]: who would leave at exit j with threshold grid[g] (computed once)
     leave = np.stack([np.asarray(spec.rule(val_logits[:, j], t)).reshape(n)
                       for j in range(e - 1) for t in grid]).reshape(e - 1, len(grid), n)
-    correct = val_logits.argmax(-1) == val_labels[:, None]  # (N, E)
+    right = correct(val_logits, val_labels)  # (N, E)
     rows = np.arange(n)
 
     def score(choice: np.ndarray) -> tuple[float, float]:
         mask = np.ones((n, e), dtype=bool)
         mask[:, :-1] = leave[np.arange(e - 1), choice].T
         exit_index = first_exit(mask)
-        return float(correct[rows, exit_index].mean()), float(costs[exit_index].mean())
+        return float(right[rows, exit_index].mean()), float(costs[exit_index].mean())
 
     choice = np.full(e - 1, int(np.flatnonzero(grid == start)[0]))
     best_acc, best_cost = score(choice)

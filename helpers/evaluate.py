@@ -61,6 +61,7 @@ from helpers.cost import relative_costs
 from helpers.evaluation import (
     accuracy_interval,
     collect_logits,
+    correct,
     evaluate_threshold,
     exit_accuracies,
     paired_test,
@@ -231,7 +232,7 @@ def evaluate_model(
         print(note, file=sys.stderr)
     at = evaluate_threshold(logits, labels, costs, threshold, policy_spec)
     accuracy = exit_accuracies(logits, labels)
-    final_right = logits[:, -1].argmax(-1) == labels
+    final_right = correct(logits, labels)[:, -1]
     early_right = at["predictions"] == labels
     result = {
         "model": str(spec),

@@ -73,9 +73,14 @@ def collect_logits(model, dataset, precision: str | None = "float32") -> tuple[n
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """bool ``(N, E)``: whether exit ``e`` classifies sample ``i`` correctly (top-1 of its logits)."""
+    return np.asarray(logits).argmax(-1) == np.asarray(labels)[:, None]
+
+
 def exit_accuracies(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Top-1 accuracy of each exit, ``(E,)``."""
-    return (np.asarray(logits).argmax(-1) == np.asarray(labels)[:, None]).mean(axis=0)
+    return correct(logits, labels).mean(axis=0)
 
 
 def ensemble_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

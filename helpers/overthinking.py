@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from helpers.evaluation import outcome
+from helpers.evaluation import correct, outcome
 
 
 def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,8 +50,7 @@ def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def correct_matrix(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """bool ``(N, E)``: whether exit ``e`` classifies sample ``i`` correctly."""
-    logits, labels = _check(logits, labels)
-    return logits.argmax(-1) == labels[:, None]
+    return correct(*_check(logits, labels))
 
 
 def oracle_exits(logits: np.ndarray, labels: np.ndarray, unsolved: str = "final") -> np.ndarray:

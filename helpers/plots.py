@@ -499,21 +499,24 @@ def plot_tradeoff(
         ax.axvline(cost, color="grey", ls=":", lw=1.0)
         (star,) = ax.plot([cost], [acc], ls="none", marker="*", ms=16, color="black", label=baseline_label, zorder=5)
         legend[("baseline",)] = (star, baseline_label)
+    def at(cost: float, acc: float) -> str:  # how every point reads in the legend
+        return f"{acc:.1%} at {cost:.2f}×"
+
     for k, (label, (cost, acc)) in enumerate((extra_points or {}).items()):
         colour = EXTRA_POINT_COLOURS[k % len(EXTRA_POINT_COLOURS)]
-        text = f"{label}: {acc:.1%} at {cost:.2f}×"
+        text = f"{label}: {at(cost, acc)}"
         (point,) = ax.plot([cost], [acc], ls="none", marker="P", ms=13, color=colour, markeredgecolor="black",
                            label=text, zorder=7)
         legend[("extra", label)] = (point, text)
     for label, (cost, acc) in (operating_points or {}).items():
         colour = colours.get(label, "tab:red")
         # listed in the legend rather than written beside the point: close points would overlap
-        text = f"{label}: {acc:.1%} at {cost:.2f}×"
+        text = f"{label}: {at(cost, acc)}"
         (point,) = ax.plot([cost], [acc], ls="none", marker="D", ms=8, color=colour, markeredgecolor="black",
                            zorder=6, label=text)
         if label in sweeps:  # one legend entry for the model: its curve and its point side by side
             line, _ = legend[label]
-            legend[label] = ((line, point), f"{label}; τ*: {acc:.1%} at {cost:.2f}×")
+            legend[label] = ((line, point), f"{label}; τ*: {at(cost, acc)}")
         else:
             legend[("point", label)] = (point, text)
     handles, texts = zip(*legend.values(), strict=True) if legend else ((), ())

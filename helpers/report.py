@@ -202,20 +202,20 @@ def noise_table(analyses: Mapping[str, object], reference: str, plain: str | Col
     import numpy as np
     import pandas as pd
 
-    from helpers.evaluation import accuracy_interval, paired_test
+    from helpers.evaluation import accuracy_interval, correct, paired_test
 
     if reference not in analyses:
         raise KeyError(f"reference {reference!r} is not among the analyses ({list(analyses)})")
     plains = {plain} if isinstance(plain, str) else set(plain)
     ref_logits, ref_labels = analyses[reference].split_data("test")
-    ref_right = ref_logits[:, -1].argmax(-1) == ref_labels
+    ref_right = correct(ref_logits, ref_labels)[:, -1]
     nan = float("nan")
     rows = {}
     for name, a in analyses.items():
         logits, labels = a.split_data("test")
         if not np.array_equal(labels, ref_labels):
             raise ValueError(f"{name} and {reference} were not tested on the same images (their labels differ)")
-        right = logits[:, -1].argmax(-1) == labels
+        right = correct(logits, labels)[:, -1]
         low, high = accuracy_interval(right, confidence)
         row = {"final acc": float(right.mean()), "interval": f"{100 * low:.1f}–{100 * high:.1f}%"}
         versus = paired_test(right, ref_right)

@@ -69,6 +69,11 @@ def test_evaluate_threshold_rejects_bad_input():
 def test_exit_accuracies():
     # exit_1 predicts 0 everywhere (argmax of a tie is 0); exit_2 predicts 1, 1, 0, 1; final 1, 0, 1, 0.
     np.testing.assert_allclose(evaluation.exit_accuracies(LOGITS, LABELS), [0.5, 0.25, 0.5])
+    # the same, image by image (labels 0, 1, 1, 0)
+    np.testing.assert_array_equal(
+        evaluation.correct(LOGITS, LABELS),
+        [[True, False, False], [False, True, False], [False, False, True], [True, False, True]],
+    )
 
 
 def test_sweep_table():
