@@ -793,3 +793,82 @@ def summary_table(results: dict[str, dict]):
             "all_exits / parts": r["all_exits"]["parts"]["ratio"],
         }
     return pd.DataFrame(rows).T
+
+
+TARGET_LABELS = {
+    "batched_efficiency": "efficiency at batch size 256 at least {limit:g}",
+    "batch1_efficiency": "efficiency at batch size 1 at least {limit:g}",
+    "speedup_at_accuracy": "measured speed-up at least {limit:g}x with early exit within 1 point of `full`",
+    "all_exits_over_parts": "`all_exits` at most {limit:g} times the sum of its parts",
+}
+
+
+def targets_summary(results: dict[str, dict]) -> str:
+    """The issue's targets against a set of benchmark results, as Markdown, one line a target.
+
+    Each line names the rows that met the target and gives the range of the values of
+    those that did not, so that prose need not restate a run's numbers. The speed-up
+    target only applies to rows whose early exit is within one point of ``full``.
+
+    Args:
+        results: label -> ``run_benchmark`` result (with its ``targets``).
+
+    Raises:
+        ValueError: ``results`` is empty.
+    """
+    if not results:
+        raise ValueError("no benchmark results to summarise")
+    lines = []
+    for name, text in TARGET_LABELS.items():
+        checks = {label: r["targets"][name] for label, r in results.items()}
+        limit = next(iter(checks.values()))["limit"]
+        passed = [label for label, t in checks.items() if t["passed"]]
+        failed = {label: t["value"] for label, t in checks.items() if t["passed"] is False}
+        skipped = [label for label, t in checks.items() if t["passed"] is None]
+        met = ", ".join(f"`{label}` ({checks[label]['value']:.2f})" for label in passed) or "no row"
+        line = f"- {text.format(limit=limit)}: met by {met}"
+        if failed:
+            low, high = min(failed.values()), max(failed.values())
+            span = f"{low:.2f}" if np.isclose(low, high, atol=0.005) else f"{low:.2f} to {high:.2f}"
+            line += f"; missed by {len(failed)} row{'s' if len(failed) > 1 else ''} ({span})"
+        if skipped:
+            line += f"; not applicable to {len(skipped)} row{'s' if len(skipped) > 1 else ''} (accuracy more than 1 point below `full`)"
+        lines.append(line + ".")
+    return "\n".join(lines)
+
+
+def sweep_summary(sweeps: dict) -> str:
+    """What ``batch_size_sweep`` results say, as Markdown, one line per label (e.g. precision).
+
+    For each sweep: the batch sizes at which early exit was faster than the plain
+    network and those at which it was not, the range of the measured speed-up, and the
+    speed-up the MACs predict.
+
+    Args:
+        sweeps: label -> DataFrame from ``batch_size_sweep``.
+
+    Raises:
+        ValueError: ``sweeps`` is empty, or a sweep has no rows.
+    """
+    if not sweeps:
+        raise ValueError("no batch-size sweeps to summarise")
+    lines = []
+    for label, sweep in sweeps.items():
+        if len(sweep) == 0:
+            raise ValueError(f"the sweep {label!r} has no batch sizes")
+        speedup = sweep["measured_speedup"]
+        faster = [int(b) for b in sweep.index[speedup > 1]]
+        slower = [int(b) for b in sweep.index[speedup <= 1]]
+        parts = []
+        if faster:
+            parts.append(f"faster than the plain network at batch size{'s' if len(faster) > 1 else ''} "
+                         + ", ".join(map(str, faster)))
+        if slower:
+            parts.append(f"not faster at {', '.join(map(str, slower))}")
+        best = int(speedup.idxmax())
+        lines.append(
+            f"- {label}: early exit was {'; '.join(parts)}; measured speed-up {speedup.min():.2f} to "
+            f"{speedup.max():.2f} (highest at batch size {best}), against {sweep['predicted_speedup'].iloc[0]:.2f} "
+            "predicted by the MACs."
+        )
+    return "\n".join(lines)

@@ -16,7 +16,16 @@ import pytest
 import tensorflow as tf
 
 from helpers import models
-from helpers.benchmark import VARIANTS, batch_size_sweep, format_report, main, run_benchmark, speedup_report
+from helpers.benchmark import (
+    VARIANTS,
+    batch_size_sweep,
+    format_report,
+    main,
+    run_benchmark,
+    speedup_report,
+    sweep_summary,
+    targets_summary,
+)
 from helpers.cost import relative_costs
 from helpers.evaluation import evaluate_threshold
 from helpers.folding import fold_batchnorm
@@ -242,3 +251,54 @@ def test_batch_size_sweep_rejects_bad_settings(model, sample, kwargs, message):
     with pytest.raises(ValueError, match="at least one image"):
         batch_size_sweep(model, sample[0][:0], 0.6, progress=False)
 
+
+
+def _targets(batched, batch1, speedup, close, ratio) -> dict:
+    """A ``run_benchmark`` result reduced to what ``check_targets`` reads."""
+    from helpers.benchmark import check_targets
+
+    full, early = 0.80, 0.80 if close else 0.75
+    return {"targets": check_targets({
+        "variants": {"full": {"accuracy": full}, "early_exit": {"accuracy": early}},
+        "early_exit": {"batched": {"efficiency": batched, "measured_speedup": speedup},
+                       "batch1": {"efficiency": batch1}},
+        "all_exits": {"parts": {"ratio": ratio}},
+    })}
+
+
+def test_targets_summary_names_the_rows_that_met_each_target_and_the_range_of_the_others():
+    results = {
+        "a, float32": _targets(0.91, 0.74, 1.82, close=False, ratio=0.96),
+        "a, bf16": _targets(0.69, 0.61, 1.38, close=False, ratio=1.10),
+        "b, float32": _targets(0.81, 0.80, 2.10, close=True, ratio=0.93),
+    }
+    lines = targets_summary(results).splitlines()
+    assert lines == [
+        "- efficiency at batch size 256 at least 0.9: met by `a, float32` (0.91); missed by 2 rows (0.69 to 0.81).",
+        "- efficiency at batch size 1 at least 0.8: met by `b, float32` (0.80); missed by 2 rows (0.61 to 0.74).",
+        "- measured speed-up at least 2x with early exit within 1 point of `full`: met by `b, float32` (2.10); "
+        "not applicable to 2 rows (accuracy more than 1 point below `full`).",
+        "- `all_exits` at most 1.05 times the sum of its parts: met by `a, float32` (0.96), `b, float32` (0.93); "
+        "missed by 1 row (1.10).",
+    ]
+    with pytest.raises(ValueError, match="no benchmark results"):
+        targets_summary({})
+
+
+def test_sweep_summary_splits_the_batch_sizes_where_early_exit_paid():
+    import pandas as pd
+
+    def sweep(speedups):
+        frame = pd.DataFrame({"measured_speedup": speedups, "predicted_speedup": [1.83] * len(speedups)},
+                             index=pd.Index([1, 4, 16], name="batch_size"))
+        return frame
+
+    text = sweep_summary({"float32": sweep([1.30, 1.56, 1.42]), "mixed_bfloat16": sweep([1.17, 0.90, 1.0])})
+    assert text.splitlines() == [
+        "- float32: early exit was faster than the plain network at batch sizes 1, 4, 16; measured speed-up "
+        "1.30 to 1.56 (highest at batch size 4), against 1.83 predicted by the MACs.",
+        "- mixed_bfloat16: early exit was faster than the plain network at batch size 1; not faster at 4, 16; "
+        "measured speed-up 0.90 to 1.17 (highest at batch size 1), against 1.83 predicted by the MACs.",
+    ]
+    with pytest.raises(ValueError, match="no batch sizes"):
+        sweep_summary({"float32": sweep([1.0, 1.0, 1.0]).iloc[:0]})
