@@ -796,7 +796,7 @@ def summary_table(results: dict[str, dict]):
 
 
 TARGET_LABELS = {
-    "batched_efficiency": "efficiency at batch size 256 at least {limit:g}",
+    "batched_efficiency": "efficiency at batch size {batch} at least {limit:g}",
     "batch1_efficiency": "efficiency at batch size 1 at least {limit:g}",
     "speedup_at_accuracy": "measured speed-up at least {limit:g}x with early exit within 1 point of `full`",
     "all_exits_over_parts": "`all_exits` at most {limit:g} times the sum of its parts",
@@ -808,7 +808,8 @@ def targets_summary(results: dict[str, dict]) -> str:
 
     Each line names the rows that met the target and gives the range of the values of
     those that did not, so that prose need not restate a run's numbers. The speed-up
-    target only applies to rows whose early exit is within one point of ``full``.
+    target only applies to rows whose early exit is within one point of ``full``; the
+    batched line names the batch size(s) the rows were timed at.
 
     Args:
         results: label -> ``run_benchmark`` result (with its ``targets``).
@@ -818,6 +819,7 @@ def targets_summary(results: dict[str, dict]) -> str:
     """
     if not results:
         raise ValueError("no benchmark results to summarise")
+    batch = " or ".join(str(b) for b in sorted({int(r["batch_size"]) for r in results.values()}))
     lines = []
     for name, text in TARGET_LABELS.items():
         checks = {label: r["targets"][name] for label, r in results.items()}
@@ -826,7 +828,7 @@ def targets_summary(results: dict[str, dict]) -> str:
         failed = {label: t["value"] for label, t in checks.items() if t["passed"] is False}
         skipped = [label for label, t in checks.items() if t["passed"] is None]
         met = ", ".join(f"`{label}` ({checks[label]['value']:.2f})" for label in passed) or "no row"
-        line = f"- {text.format(limit=limit)}: met by {met}"
+        line = f"- {text.format(limit=limit, batch=batch)}: met by {met}"
         if failed:
             low, high = min(failed.values()), max(failed.values())
             span = f"{low:.2f}" if np.isclose(low, high, atol=0.005) else f"{low:.2f} to {high:.2f}"

@@ -253,12 +253,12 @@ def test_batch_size_sweep_rejects_bad_settings(model, sample, kwargs, message):
 
 
 
-def _targets(batched, batch1, speedup, close, ratio) -> dict:
-    """A ``run_benchmark`` result reduced to what ``check_targets`` reads."""
+def _targets(batched, batch1, speedup, close, ratio, batch_size=256) -> dict:
+    """A ``run_benchmark`` result reduced to what ``check_targets`` and ``targets_summary`` read."""
     from helpers.benchmark import check_targets
 
     full, early = 0.80, 0.80 if close else 0.75
-    return {"targets": check_targets({
+    return {"batch_size": batch_size, "targets": check_targets({
         "variants": {"full": {"accuracy": full}, "early_exit": {"accuracy": early}},
         "early_exit": {"batched": {"efficiency": batched, "measured_speedup": speedup},
                        "batch1": {"efficiency": batch1}},
@@ -281,6 +281,9 @@ def test_targets_summary_names_the_rows_that_met_each_target_and_the_range_of_th
         "- `all_exits` at most 1.05 times the sum of its parts: met by `a, float32` (0.96), `b, float32` (0.93); "
         "missed by 1 row (1.10).",
     ]
+    # the batched line says what batch size the rows were timed at
+    results["b, float32"] = _targets(0.81, 0.80, 2.10, close=True, ratio=0.93, batch_size=64)
+    assert targets_summary(results).splitlines()[0].startswith("- efficiency at batch size 64 or 256 at least 0.9:")
     with pytest.raises(ValueError, match="no benchmark results"):
         targets_summary({})
 
