@@ -28,9 +28,10 @@ class Experiment:
         head_filters: VGG11 only: filters of a conv or strided head, before ``width`` scaling.
         exits_after: ResNet18 only: the stages followed by an early exit (VGG11 has one
             after every block).
-        backbone_from: the name of another experiment whose trained network becomes this
-            one's frozen backbone (blocks and final classifier, ``helpers.models.freeze_backbone``):
-            only the exit heads train. ``None`` trains everything.
+        backbone_from: the name of the trained run (or reference model) whose network becomes
+            this one's frozen backbone (blocks and final classifier, ``helpers.models.freeze_backbone``):
+            only the exit heads train. Usually another experiment's name; a run of one with
+            another seed (``flowers-vgg11-128px-wd-seed1``) works too. ``None`` trains everything.
         loss_weights: lambda for every early exit, or one weight per exit (see
             ``helpers.losses.exit_loss_weights``).
         distill_weight: weight of the self-distillation term of every early exit (the
@@ -248,6 +249,16 @@ EXPERIMENTS: dict[str, Experiment] = {
             head="strided", head_filters=64, backbone_from="flowers-vgg11-128px-wd", loss_weights=1.0,
             **{**FLOWERS_LARGER, "epochs": 20}, weight_decay=0.05,
         ),
+        *[
+            Experiment(
+                f"flowers-vgg11-128px-wd-seed{seed}-heads",
+                f"flowers-vgg11-128px-wd-heads on the network of flowers-vgg11-128px-wd-seed{seed} (the same "
+                "recipe trained with another seed): is the operating point of the heads typical?",
+                head="strided", head_filters=64, backbone_from=f"flowers-vgg11-128px-wd-seed{seed}",
+                loss_weights=1.0, **{**FLOWERS_LARGER, "epochs": 20}, weight_decay=0.05,
+            )
+            for seed in (1, 2)
+        ],
         Experiment(
             "flowers-vgg11-128px-wd-heads-distill",
             "flowers-vgg11-128px-wd-heads with self-distillation (weight 1, T=3): the frozen final "
