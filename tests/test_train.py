@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -433,6 +434,18 @@ def test_every_experiment_builds_and_compiles(name):
     weights = compile_multi_exit(fit_model, exp.loss_weights, distill_weight=exp.distill_weight)
     per_output = isinstance(exp.loss_weights, tuple) and len(exp.loss_weights) == len(model.output_names)
     assert weights["final"] == (exp.loss_weights[-1] if per_output else 1.0)  # CIFAR: [.., 0.7] / [.., 0.5]
+
+
+def test_every_frozen_heads_experiment_fits_its_donor():
+    """The network an experiment freezes (``backbone_from``, an experiment or a run of one
+    with another seed) must take the same images and have the same blocks and split."""
+    frozen = {name: exp for name, exp in EXPERIMENTS.items() if exp.backbone_from}
+    assert "flowers-vgg11-128px-wd-seed2-heads" in frozen
+    for name, exp in frozen.items():
+        donor = get_experiment(re.sub(r"-seed\d+$", "", exp.backbone_from))
+        assert donor.backbone_from is None, name  # a donor trains its whole network
+        for field in ("dataset", "arch", "image_size", "width", "val_fraction", "split_seed"):
+            assert getattr(exp, field) == getattr(donor, field), (name, field)
 
 
 def test_analyse_refuses_images_of_another_size(tmp_path, make_image_folder):
