@@ -175,6 +175,16 @@ reach). SGD with Nesterov momentum, a cosine schedule and weight decay 5e-4 is t
 standard CIFAR recipe.
 """
 
+WD_HEADS = Experiment(
+    "flowers-vgg11-128px-wd-heads",
+    "flowers-vgg11-128px-wd's trained network, frozen, with new strided-conv exit heads "
+    "(32 filters) trained alone for 20 epochs",
+    head="strided", head_filters=64, backbone_from="flowers-vgg11-128px-wd", loss_weights=1.0,
+    **{**FLOWERS_LARGER, "epochs": 20}, weight_decay=0.05,
+)
+"""Exit heads on the frozen flowers-vgg11-128px-wd; the -seedN-heads experiments put the same
+heads on that recipe's other seeds."""
+
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in [
@@ -242,20 +252,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             head="pool", loss_weights=1.0, **{**FLOWERS_LARGER, "image_size": 160, "epochs": 90},
             weight_decay=0.05,
         ),
-        Experiment(
-            "flowers-vgg11-128px-wd-heads",
-            "flowers-vgg11-128px-wd's trained network, frozen, with new strided-conv exit heads "
-            "(32 filters) trained alone for 20 epochs",
-            head="strided", head_filters=64, backbone_from="flowers-vgg11-128px-wd", loss_weights=1.0,
-            **{**FLOWERS_LARGER, "epochs": 20}, weight_decay=0.05,
-        ),
+        WD_HEADS,
         *[
-            Experiment(
-                f"flowers-vgg11-128px-wd-seed{seed}-heads",
-                f"flowers-vgg11-128px-wd-heads on the network of flowers-vgg11-128px-wd-seed{seed} (the same "
-                "recipe trained with another seed): is the operating point of the heads typical?",
-                head="strided", head_filters=64, backbone_from=f"flowers-vgg11-128px-wd-seed{seed}",
-                loss_weights=1.0, **{**FLOWERS_LARGER, "epochs": 20}, weight_decay=0.05,
+            dataclasses.replace(
+                WD_HEADS, name=f"flowers-vgg11-128px-wd-seed{seed}-heads",
+                description=f"flowers-vgg11-128px-wd-heads on the network of flowers-vgg11-128px-wd-seed{seed} "
+                "(the same recipe trained with another seed): is the operating point of the heads typical?",
+                backbone_from=f"flowers-vgg11-128px-wd-seed{seed}",
             )
             for seed in (1, 2)
         ],
