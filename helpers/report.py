@@ -181,6 +181,54 @@ def seed_table(analyses: Mapping[str, object]):
     return frame
 
 
+def validation_choice(analyses: Mapping[str, object], tolerance: float = 0.01):
+    """Choose one of several runs of a configuration by their operating points on validation.
+
+    The rule is ``helpers.evaluation.choose_threshold``'s ``"cheapest"`` ranking applied across
+    the runs instead of across thresholds: of the runs whose accuracy at tau* is within
+    ``tolerance`` of their own final exit on the validation split, the one whose tau* costs
+    least on validation (ties: the more accurate at tau*, then the first given). No test
+    number enters the choice, so the chosen run's test numbers are an honest estimate of
+    what choosing this way gives, not the best of several draws.
+
+    Args:
+        analyses: run name -> ``helpers.evaluation.Analysis``, in order of preference for ties.
+        tolerance: the accuracy drop allowed at tau* (0.01 = one point), as when tau* is chosen.
+
+    Returns:
+        ``(name, table)``: the chosen run, and one row per run with its validation final-exit
+        accuracy, tau*, accuracy at tau*, drop (points), relative cost and ``within`` (the
+        drop at most ``tolerance``), then ``chosen``.
+
+    Raises:
+        ValueError: no run given, or no run's operating point within ``tolerance`` on validation.
+    """
+    import pandas as pd
+
+    if not analyses:
+        raise ValueError("no run to choose from")
+    rows = {}
+    for name, a in analyses.items():
+        final = a.exit_accuracy("val")["final"]
+        at = a.at(split="val")
+        rows[name] = {"val final acc": final, "tau*": float(a.threshold), "val early-exit acc": at["accuracy"],
+                      "val drop (points)": 100 * (final - at["accuracy"]), "val relative cost": at["relative_cost"],
+                      "within": bool(at_most(final - at["accuracy"], tolerance))}
+    frame = pd.DataFrame(rows).T
+    frame["within"] = frame["within"].astype(bool)
+    frame = frame.astype({c: float for c in frame.columns if c != "within"})
+    candidates = frame[frame["within"]]
+    if candidates.empty:
+        raise ValueError(f"no run's operating point is within {100 * tolerance:g} point of its final exit on "
+                         f"validation: {list(frame.index)}")
+    order = candidates.assign(position=range(len(candidates)))
+    chosen = order.sort_values(["val relative cost", "val early-exit acc", "position"],
+                               ascending=[True, False, True]).index[0]
+    frame["chosen"] = frame.index == chosen
+    frame.index.name = "run"
+    return chosen, frame
+
+
 def noise_table(analyses: Mapping[str, object], reference: str, plain: str | Collection[str] = (),
                 confidence: float = 0.95):
     """How far the test split can tell the models apart: intervals and paired tests.

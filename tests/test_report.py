@@ -434,3 +434,65 @@ def test_noise_table_needs_the_same_images_and_a_known_reference():
         report.noise_table({"a": a, "b": b}, "a")
     with pytest.raises(KeyError, match="reference 'c'"):
         report.noise_table({"a": a}, "c")
+
+
+def _two_exit_run(name, exit_1, test_exit_1=None):
+    """Two exits (costs 0.3 and 1.0), four validation images of class 0, tau* 0.5.
+
+    ``exit_1`` gives each image's exit-1 logits: ``"sure"`` ([9, 0]: leaves, right),
+    ``"wrong"`` ([0, 9]: leaves, wrong) or ``"unsure"`` ([0, 0]: goes on to the final
+    exit, which is right for every image). ``test_exit_1`` does the same for the test split.
+    """
+    kinds = {"sure": [9.0, 0.0], "wrong": [0.0, 9.0], "unsure": [0.0, 0.0]}
+
+    def logits(spec):
+        return np.array([[kinds[k], [5.0, 0.0]] for k in spec], dtype=np.float32)
+
+    labels = np.zeros(len(exit_1), dtype=np.int64)
+    test = logits(test_exit_1 or exit_1)
+    return Analysis(name, ["exit_1", "final"], ["a", "b"], np.array([0.3, 1.0]), logits(exit_1), labels,
+                    test, np.zeros(len(test), dtype=np.int64), 0.5, 0.01)
+
+
+def test_validation_choice_takes_the_cheapest_run_within_tolerance_on_validation():
+    runs = {
+        # validation: 2 of 4 leave at exit 1, all right: drop 0, cost (2 * 0.3 + 2 * 1.0) / 4 = 0.65
+        "a": _two_exit_run("a", ["sure", "sure", "unsure", "unsure"]),
+        # validation: 3 of 4 leave, all right: drop 0, cost (3 * 0.3 + 1.0) / 4 = 0.475;
+        # on the test split every image leaves wrong, which must not matter
+        "b": _two_exit_run("b", ["sure", "sure", "sure", "unsure"], test_exit_1=["wrong"] * 4),
+        # validation: all leave, one wrong: cost 0.3 but a drop of 25 points, out of tolerance
+        "c": _two_exit_run("c", ["sure", "sure", "sure", "wrong"]),
+        # the same validation operating point as b: the tie goes to the first given, b
+        "d": _two_exit_run("d", ["unsure", "sure", "sure", "sure"]),
+    }
+    chosen, table = report.validation_choice(runs)
+    assert chosen == "b"
+    assert list(table.index) == ["a", "b", "c", "d"]
+    assert list(table["chosen"]) == [False, True, False, False]
+    assert list(table["within"]) == [True, True, False, True]
+    assert table.loc["a", "val relative cost"] == pytest.approx(0.65)
+    assert table.loc["b", "val relative cost"] == pytest.approx(0.475)
+    assert table.loc["c", "val drop (points)"] == pytest.approx(25.0)
+    assert table.loc["b", "val early-exit acc"] == 1.0 and table.loc["b", "tau*"] == 0.5
+    # without c's rival b and d, a is the cheapest within tolerance even though c is cheaper
+    assert report.validation_choice({"c": runs["c"], "a": runs["a"]})[0] == "a"
+
+
+def test_validation_choice_prefers_the_more_accurate_of_equally_cheap_runs():
+    # both cost (3 * 0.3 + 1.0) / 4 on validation; with 200 images per unit the one wrong
+    # early exit of "worse" is a drop of 0.125 points, within tolerance
+    worse = _two_exit_run("worse", ["sure"] * 599 + ["wrong"] + ["unsure"] * 200)
+    better = _two_exit_run("better", ["sure"] * 600 + ["unsure"] * 200)
+    chosen, table = report.validation_choice({"worse": worse, "better": better})
+    assert chosen == "better"
+    assert table.loc["worse", "val relative cost"] == pytest.approx(table.loc["better", "val relative cost"])
+    assert table.loc["worse", "within"]
+
+
+def test_validation_choice_errors():
+    with pytest.raises(ValueError, match="no run to choose from"):
+        report.validation_choice({})
+    out = _two_exit_run("c", ["sure", "wrong"])
+    with pytest.raises(ValueError, match="within 1 point"):
+        report.validation_choice({"c": out})
