@@ -184,10 +184,10 @@ def seed_table(analyses: Mapping[str, object]):
 def validation_choice(analyses: Mapping[str, object], tolerance: float = 0.01):
     """Choose one of several runs of a configuration by their operating points on validation.
 
-    The rule is ``helpers.evaluation.choose_threshold``'s ``"cheapest"`` ranking applied across
-    the runs instead of across thresholds: of the runs whose accuracy at tau* is within
-    ``tolerance`` of their own final exit on the validation split, the one whose tau* costs
-    least on validation (ties: the more accurate at tau*, then the first given). No test
+    It does across runs what ``helpers.evaluation.choose_threshold`` does across
+    thresholds: of the runs whose accuracy at tau* is within ``tolerance`` of their own
+    final exit on the validation split, the one whose tau* costs least on validation
+    (ties: the more accurate at tau*, then the first given). No test
     number enters the choice, so the chosen run's test numbers are an honest estimate of
     what choosing this way gives, not the best of several draws.
 
