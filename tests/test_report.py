@@ -437,7 +437,7 @@ def test_noise_table_needs_the_same_images_and_a_known_reference():
 
 
 def _two_exit_run(name, exit_1, test_exit_1=None):
-    """Two exits (costs 0.3 and 1.0), four validation images of class 0, tau* 0.5.
+    """Two exits (costs 0.3 and 1.0), one validation image of class 0 per entry of ``exit_1``, tau* 0.5.
 
     ``exit_1`` gives each image's exit-1 logits: ``"sure"`` ([9, 0]: leaves, right),
     ``"wrong"`` ([0, 9]: leaves, wrong) or ``"unsure"`` ([0, 0]: goes on to the final
@@ -480,7 +480,7 @@ def test_validation_choice_takes_the_cheapest_run_within_tolerance_on_validation
 
 
 def test_validation_choice_prefers_the_more_accurate_of_equally_cheap_runs():
-    # both cost (3 * 0.3 + 1.0) / 4 on validation; with 200 images per unit the one wrong
+    # both cost (600 * 0.3 + 200 * 1.0) / 800 on validation; of 800 images, the one wrong
     # early exit of "worse" is a drop of 0.125 points, within tolerance
     worse = _two_exit_run("worse", ["sure"] * 599 + ["wrong"] + ["unsure"] * 200)
     better = _two_exit_run("better", ["sure"] * 600 + ["unsure"] * 200)
