@@ -4,7 +4,9 @@
     python -m helpers.evaluate MODEL --data-npz FILE [...]
     python -m helpers.evaluate --list
 
-MODEL is a model file, a run folder or the name of a reference model. DIR holds
+MODEL is a model file, a run folder, or the name of a reference model or of an
+alias in ``models/aliases.json`` (``flowers-vgg11``, the recommended multi-exit
+model, and ``flowers-vgg11-plain``, its plain baseline). DIR holds
 ``<class>/<image>`` folders named after (some of) the model's classes; every image
 in it is evaluated (no split). FILE is an ``.npz`` in the layout of
 ``keras.datasets.cifar10.load_data()``: its ``x_test, y_test`` are evaluated, the
@@ -33,7 +35,9 @@ experiment, split seed and quick flag of its ``config.json``, reading the data f
 CIFAR-10 models, or tfds) and accepted only if its
 ``split_fingerprint`` matches the one recorded at training time.
 
-JSON keys: ``model``, ``images``, ``exit_names``, ``exit_accuracy`` (list, final
+JSON keys: ``model`` (MODEL as given), ``reference_model`` (the name the model was
+published under in ``models/``, which differs from ``model`` for an alias such as
+``flowers-vgg11``; null for a model file or run folder), ``images``, ``exit_names``, ``exit_accuracy`` (list, final
 last), ``final_accuracy``, ``policy``, ``threshold``, ``accuracy``,
 ``exit_fractions`` (list), ``relative_cost``, ``predicted_speedup``
 (= 1 / relative_cost), ``final_accuracy_interval`` and ``accuracy_interval`` (95 %
@@ -236,6 +240,7 @@ def evaluate_model(
     early_right = at["predictions"] == labels
     result = {
         "model": str(spec),
+        "reference_model": loaded.meta.get("reference_name"),  # what an alias stands for; None for a run
         "images": int(len(labels)),
         "exit_names": list(model.output_names),
         "exit_accuracy": [float(a) for a in accuracy],
@@ -258,7 +263,10 @@ def evaluate_model(
 
 def format_report(result: dict) -> str:
     """The human-readable report of ``evaluate_model``."""
-    lines = [f"model {result['model']} on {result['images']} images", "", "exit      accuracy  leaves here"]
+    model = result["model"]
+    if result.get("reference_model") not in (None, model):  # an alias: say which model it stands for
+        model = f"{model} (= {result['reference_model']})"
+    lines = [f"model {model} on {result['images']} images", "", "exit      accuracy  leaves here"]
     for name, acc, frac in zip(result["exit_names"], result["exit_accuracy"], result["exit_fractions"], strict=True):
         lines.append(f"{name:9s} {acc:8.1%}  {frac:10.1%}")
     t = result["threshold"]
@@ -289,11 +297,13 @@ def format_report(result: dict) -> str:
 
 
 def list_models() -> list[str]:
-    """One line per reference model: name, dataset, kind."""
+    """One line per reference model and alias, sorted by name: name, dataset, kind (an alias's says what it stands for)."""
+    targets = registry.aliases()
     lines = []
-    for name in registry.reference_names():
-        meta = registry.read_meta(registry.MODELS_DIR / name / registry.MODEL_FILE)
-        lines.append(f"{name}\t{meta.get('dataset', '?')}\t{meta.get('kind', '?')}")
+    for name in sorted(registry.reference_names() + list(targets)):
+        meta = registry.read_meta(registry.resolve(name))
+        kind = meta.get("kind", "?") + (f", alias of {targets[name]}" if name in targets else "")
+        lines.append(f"{name}\t{meta.get('dataset', '?')}\t{kind}")
     return lines
 
 
@@ -317,7 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the reference models and exit")
     args = parser.parse_args(argv)
     if args.list:
-        print("\n".join(list_models()) or "no reference models shipped")
+        try:
+            print("\n".join(list_models()) or "no reference models shipped")
+        except ValueError as err:  # a broken models/aliases.json
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         return 0
     if not args.model or not (args.data_dir or args.data_npz):
         parser.error("MODEL and --data-dir or --data-npz are required (or --list)")

@@ -139,7 +139,7 @@ class Experiment:
 
 
 FLOWERS_LARGER = dict(image_size=128, epochs=60, augmentation="flowers_strong")
-"""A larger budget for the recommended flowers model and its baseline (the ``-128px`` runs).
+"""A larger budget for the cheap-head flowers model and its plain baseline (the ``-128px`` runs).
 
 At 96 pixels and 50 epochs the VGG11s fit the training images far better than the
 validation images (93 % against 80 %) and validation accuracy stopped rising after
@@ -189,28 +189,28 @@ EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
     for e in [
         Experiment(
-            "flowers-vgg11-lambda1",
+            "flowers-vgg11-96px-lambda1",
             "VGG11 + 5 conv-head exits, every exit weighted 1 (the course project's lambda=1 run)",
             head="conv", loss_weights=1.0,
         ),
         Experiment(
-            "flowers-vgg11-lambda0.3",
+            "flowers-vgg11-96px-lambda0.3",
             "VGG11 + 5 conv-head exits, early exits weighted 0.3 (the course project's lambda=0.3 run)",
             head="conv", loss_weights=0.3,
         ),
         Experiment(
-            "flowers-vgg11",
-            "VGG11 + 5 cheap exits (global pooling + dense), every exit weighted 1 (the recommended model)",
+            "flowers-vgg11-96px",
+            "VGG11 + 5 cheap exits (global pooling + dense), every exit weighted 1 (the first design, at 96 px)",
             head="pool", loss_weights=1.0,
         ),
         Experiment(
-            "flowers-vgg11-plain",
+            "flowers-vgg11-plain-96px",
             "plain VGG11, final classifier only (the baseline)",
             head=None, loss_weights=(),
         ),
         Experiment(
             "flowers-vgg11-128px",
-            "flowers-vgg11 on a larger budget: 128 px, stronger augmentation, 60 epochs",
+            "flowers-vgg11-96px on a larger budget: 128 px, stronger augmentation, 60 epochs",
             head="pool", loss_weights=1.0, **FLOWERS_LARGER,
         ),
         Experiment(

@@ -3,6 +3,11 @@
 Reference models live in ``models/<name>/`` (``model.keras`` and ``meta.json``);
 runs written by ``helpers.train`` live in any folder with ``model.keras`` and
 ``config.json``. Both carry the class names in label order.
+
+``models/aliases.json`` gives some reference models a second, stable name: the
+names the project promises (``flowers-vgg11`` is the recommended multi-exit model,
+``flowers-vgg11-plain`` its plain baseline) stand for whichever trained model holds
+that role, and every model keeps the name that says how it was trained.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from helpers.paths import PROJECT_ROOT
 
 MODELS_DIR = PROJECT_ROOT / "models"
 MODEL_FILE = "model.keras"
+ALIASES_FILE = "aliases.json"
 
 
 @dataclasses.dataclass
@@ -36,17 +42,43 @@ class LoadedModel:
 
 
 def reference_names() -> list[str]:
-    """Names of the reference models shipped in ``models/``."""
+    """Names of the reference models shipped in ``models/`` (their folders; aliases not included)."""
     if not MODELS_DIR.is_dir():
         return []
     return sorted(p.name for p in MODELS_DIR.iterdir() if (p / MODEL_FILE).exists())
 
 
-def resolve(spec: str | os.PathLike) -> Path:
-    """The model file that ``spec`` names: a ``.keras`` file, a folder holding one, or a reference name.
+def aliases() -> dict[str, str]:
+    """The second names of ``models/aliases.json``, each mapped to the reference model it stands for.
+
+    The file maps each alias to ``{"model": <reference name>, "role": <what the alias promises>}``.
 
     Raises:
-        FileNotFoundError: nothing matches; the message lists the reference models.
+        ValueError: the file is not of that form, an alias is also a model folder's name
+            (it would hide that model), or it names a model that is not shipped.
+    """
+    path = MODELS_DIR / ALIASES_FILE
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text())
+        targets = {alias: entry["model"] for alias, entry in entries.items()}
+    except (ValueError, AttributeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a JSON object of {{alias: {{'model': name, 'role': ...}}}} ({err!r})") from err
+    for alias, target in targets.items():
+        if (MODELS_DIR / alias).exists():
+            raise ValueError(f"{path}: the alias {alias!r} is also a folder in {MODELS_DIR}, whose model it would hide")
+        if not (MODELS_DIR / str(target) / MODEL_FILE).is_file():
+            raise ValueError(f"{path}: the alias {alias!r} stands for {target!r}, which is not a reference model")
+    return targets
+
+
+def resolve(spec: str | os.PathLike) -> Path:
+    """The model file that ``spec`` names: a ``.keras`` file, a folder holding one, a reference name or an alias.
+
+    Raises:
+        FileNotFoundError: nothing matches; the message lists the reference models and aliases.
+        ValueError: ``models/aliases.json`` is broken (see ``aliases``).
     """
     path = Path(spec)
     if path.is_file():
@@ -55,7 +87,10 @@ def resolve(spec: str | os.PathLike) -> Path:
         return path / MODEL_FILE
     if (MODELS_DIR / str(spec) / MODEL_FILE).is_file():
         return MODELS_DIR / str(spec) / MODEL_FILE
-    known = ", ".join(reference_names()) or "none shipped yet"
+    targets = aliases()
+    if str(spec) in targets:
+        return MODELS_DIR / targets[str(spec)] / MODEL_FILE
+    known = ", ".join(sorted(reference_names() + list(targets))) or "none shipped yet"
     raise FileNotFoundError(
         f"no model file, run folder or reference model called {str(spec)!r} "
         f"(reference models: {known})"
@@ -99,11 +134,12 @@ def trained_dir(name: str, runs_dir: str | os.PathLike) -> Path:
     """Where the trained model ``name`` is: a fresh run in ``runs_dir`` if it finished, else the reference model.
 
     This is how notebooks 03 and 04 work without training: they fall back to the
-    reference models shipped in ``models/``.
+    reference models shipped in ``models/``. An alias (``aliases``) stands for the model it names.
 
     Raises:
         FileNotFoundError: neither exists.
     """
+    name = aliases().get(name, name)  # an alias stands for its model, trained afresh or shipped
     run = Path(runs_dir) / name
     if (run / MODEL_FILE).is_file():
         return run
@@ -152,7 +188,8 @@ def publish(
     main model, published without its own name) is refused unless ``overwrite``.
 
     Raises:
-        ValueError: ``models/<name>`` holds a run of another experiment or seed, and not ``overwrite``.
+        ValueError: ``models/<name>`` holds a run of another experiment or seed, and not ``overwrite``;
+            or ``name`` is an alias (``models/aliases.json``), which a folder of that name would hide.
     """
     import shutil
 
@@ -163,6 +200,11 @@ def publish(
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     out = MODELS_DIR / name
+    if name in aliases():
+        raise ValueError(
+            f"{name!r} is an alias of {aliases()[name]!r} in {MODELS_DIR / ALIASES_FILE}; publish under the name "
+            f"that says how the model was trained, then point the alias at it"
+        )
     if (out / "config.json").is_file() and not overwrite:  # before anything is written
         old = json.loads((out / "config.json").read_text())
         was, now = _experiment_fields(old), _experiment_fields(config)

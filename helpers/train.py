@@ -1,6 +1,6 @@
 """Training: one function for the notebooks, and the headless command.
 
-    python -m helpers.train --experiment flowers-vgg11 --out runs/flowers-vgg11
+    python -m helpers.train --experiment flowers-vgg11-96px --out runs/flowers-vgg11-96px
 
 A finished run directory holds ``config.json`` (experiment, seed, precision,
 split), ``split.json`` (the image ids of each split), ``history.csv`` (one row per

@@ -50,7 +50,7 @@ def _one_line_error(capsys) -> str:
 
 
 def test_train_cli_missing_data_folder(tmp_path, capsys):
-    code = train.main(["--experiment", "flowers-vgg11-plain", "--out", str(tmp_path / "run"),
+    code = train.main(["--experiment", "flowers-vgg11-plain-96px", "--out", str(tmp_path / "run"),
                        "--data-dir", str(tmp_path / "nowhere"), "--quick"])
     assert code == 2
     assert "does not exist" in _one_line_error(capsys)
@@ -59,7 +59,7 @@ def test_train_cli_missing_data_folder(tmp_path, capsys):
 
 def test_train_cli_one_class_only(tmp_path, capsys, make_image_folder):
     folder = make_image_folder(tmp_path / "flowers", class_names=("daisy",))
-    code = train.main(["--experiment", "flowers-vgg11-plain", "--out", str(tmp_path / "run"),
+    code = train.main(["--experiment", "flowers-vgg11-plain-96px", "--out", str(tmp_path / "run"),
                        "--data-dir", str(folder), "--quick"])
     assert code == 2
     assert "at least 2 classes" in _one_line_error(capsys)
@@ -67,7 +67,7 @@ def test_train_cli_one_class_only(tmp_path, capsys, make_image_folder):
 
 def test_train_cli_unknown_experiment(tmp_path, capsys):
     assert train.main(["--experiment", "flowers-resnet", "--out", str(tmp_path)]) == 2
-    assert "known experiments: flowers-vgg11" in _one_line_error(capsys)
+    assert "known experiments: flowers-vgg11-96px" in _one_line_error(capsys)
 
 
 @pytest.mark.parametrize("threshold", ["-0.1", "1.5", "nan"])
@@ -166,7 +166,7 @@ def test_npz_missing_or_not_an_npz(tmp_path):
 
 def test_train_cli_bad_npz(tmp_path, capsys):
     bad = _npz(tmp_path / "bad.npz", x_test=np.zeros((2, 8, 8, 3), np.int64))
-    code = train.main(["--experiment", "flowers-vgg11-plain", "--out", str(tmp_path / "run"),
+    code = train.main(["--experiment", "flowers-vgg11-plain-96px", "--out", str(tmp_path / "run"),
                        "--data-npz", str(bad), "--quick"])
     assert code == 2
     assert "x_test in" in _one_line_error(capsys)

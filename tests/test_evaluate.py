@@ -8,7 +8,7 @@ import pytest
 from helpers import cost, data, evaluate, registry
 from helpers.evaluation import accuracy_interval, collect_logits, evaluate_threshold, paired_test
 
-KEYS = {"model", "images", "exit_names", "exit_accuracy", "final_accuracy", "policy", "threshold",
+KEYS = {"model", "reference_model", "images", "exit_names", "exit_accuracy", "final_accuracy", "policy", "threshold",
         "accuracy", "exit_fractions", "relative_cost", "predicted_speedup",
         "final_accuracy_interval", "accuracy_interval", "drop_p_value"}
 
@@ -33,6 +33,7 @@ def test_json_report_matches_a_direct_computation(model_dir, folder, tiny_model,
     result = json.loads(capsys.readouterr().out)
     assert set(result) == KEYS
     assert result["images"] == 10 and result["threshold"] == 0.7  # tau* from the model's metadata
+    assert result["model"] == str(model_dir) and result["reference_model"] is None  # a folder, not a reference model
 
     # the same computation by hand: folder labels remapped to the model's label order
     images = data.load_folder(folder, 32, progress=False, min_classes=1)
@@ -97,9 +98,45 @@ def test_list_reference_models(tmp_path, monkeypatch, tiny_model, capsys):
     monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
     assert evaluate.main(["--list"]) == 0
     assert "no reference models" in capsys.readouterr().out
-    (tmp_path / "flowers-vgg11").mkdir()
-    tiny_model.save(tmp_path / "flowers-vgg11" / "model.keras")
+    (tmp_path / "flowers-vgg11-96px").mkdir()
+    tiny_model.save(tmp_path / "flowers-vgg11-96px" / "model.keras")
     meta = {"dataset": "tf_flowers", "kind": "multi-exit (5 early exits)"}
-    (tmp_path / "flowers-vgg11" / "config.json").write_text(json.dumps(meta))
+    (tmp_path / "flowers-vgg11-96px" / "config.json").write_text(json.dumps(meta))
     assert evaluate.main(["--list"]) == 0
-    assert capsys.readouterr().out.strip() == "flowers-vgg11\ttf_flowers\tmulti-exit (5 early exits)"
+    assert capsys.readouterr().out.strip() == "flowers-vgg11-96px\ttf_flowers\tmulti-exit (5 early exits)"
+
+
+def test_an_alias_is_listed_and_evaluated_as_the_model_it_stands_for(tmp_path, monkeypatch, model_dir, folder, capsys):
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    meta = json.loads((model_dir / "config.json").read_text())
+    meta |= {"reference_name": "tiny-128px", "dataset": "tf_flowers", "kind": "multi-exit (2 early exits)"}
+    (model_dir / "config.json").write_text(json.dumps(meta))
+    model_dir.rename(models_dir / "tiny-128px")
+    (models_dir / "aliases.json").write_text(json.dumps({"tiny": {"model": "tiny-128px", "role": "recommended"}}))
+    monkeypatch.setattr(registry, "MODELS_DIR", models_dir)
+
+    assert evaluate.main(["--list"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "tiny\ttf_flowers\tmulti-exit (2 early exits), alias of tiny-128px",
+        "tiny-128px\ttf_flowers\tmulti-exit (2 early exits)",
+    ]
+    assert evaluate.main(["tiny", "--data-dir", str(folder), "--json"]) == 0
+    by_alias = json.loads(capsys.readouterr().out)
+    assert evaluate.main(["tiny-128px", "--data-dir", str(folder), "--json"]) == 0
+    by_name = json.loads(capsys.readouterr().out)
+    assert (by_alias["model"], by_alias["reference_model"]) == ("tiny", "tiny-128px")
+    assert by_name["model"] == by_name["reference_model"] == "tiny-128px"
+    assert {k: v for k, v in by_alias.items() if k != "model"} == {k: v for k, v in by_name.items() if k != "model"}
+    assert evaluate.main(["tiny", "--data-dir", str(folder)]) == 0
+    assert capsys.readouterr().out.startswith("model tiny (= tiny-128px) on 10 images")
+    assert evaluate.main(["tiny-128px", "--data-dir", str(folder)]) == 0
+    assert capsys.readouterr().out.startswith("model tiny-128px on 10 images")
+
+
+def test_list_with_a_broken_alias_file_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    (tmp_path / "aliases.json").write_text(json.dumps({"tiny": {"model": "gone"}}))
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
+    assert evaluate.main(["--list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "stands for 'gone', which is not a reference model" in err

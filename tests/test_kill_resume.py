@@ -23,7 +23,7 @@ def _history_rows(work) -> int:
 def test_kill_9_then_same_command_resumes(tmp_path, make_image_folder):
     folder = make_image_folder(tmp_path / "flowers", per_class=30, image_size=48)
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "helpers.train", "--experiment", "flowers-vgg11-plain", "--out", str(out),
+    command = [sys.executable, "-m", "helpers.train", "--experiment", "flowers-vgg11-plain-96px", "--out", str(out),
                "--data-dir", str(folder), "--quick", "--epochs", str(EPOCHS)]
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -77,6 +77,74 @@ def test_resolve_unknown_without_reference_models(tmp_path, monkeypatch):
         registry.resolve(tmp_path)  # an existing folder without model.keras is no run either
 
 
+def _write_aliases(models_dir, **targets):
+    (models_dir / "aliases.json").write_text(
+        json.dumps({alias: {"model": target, "role": "a test"} for alias, target in targets.items()}))
+
+
+def test_an_alias_resolves_to_the_model_it_stands_for(models_dir, tmp_path):
+    _write_aliases(models_dir, main="ref-a")
+    assert registry.aliases() == {"main": "ref-a"}
+    assert registry.reference_names() == ["ref-a"]  # folders only: an alias is no second model
+    assert registry.resolve("main") == models_dir / "ref-a" / "model.keras"
+    assert registry.load("main").class_names == ["x", "y", "z"]
+    runs = tmp_path / "runs"
+    assert registry.trained_dir("main", runs) == models_dir / "ref-a"
+    (runs / "ref-a").mkdir(parents=True)
+    (runs / "ref-a" / "model.keras").write_bytes(b"")
+    (runs / "main").mkdir()
+    (runs / "main" / "model.keras").write_bytes(b"")  # a stale run under the alias's name is not the model
+    assert registry.trained_dir("main", runs) == runs / "ref-a"  # the model's fresh run, as for its own name
+    with pytest.raises(FileNotFoundError, match=r"\(reference models: main, ref-a\)"):
+        registry.resolve("nope")
+
+
+def test_no_alias_file_means_no_aliases(models_dir):
+    assert registry.aliases() == {}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ({"main": {"model": "gone"}}, "stands for 'gone', which is not a reference model"),
+    ({"ref-a": {"model": "ref-a"}}, "is also a folder"),
+    ({"not-a-model": {"model": "ref-a"}}, "is also a folder"),  # even a folder without a model
+    ({"main": "ref-a"}, "is not a JSON object of"),
+    (["ref-a"], "is not a JSON object of"),
+])
+def test_a_broken_alias_file_is_refused(models_dir, content, message):
+    (models_dir / "aliases.json").write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        registry.aliases()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        registry.resolve("ref-b")
+
+
+def test_publish_refuses_an_alias_name(run_dir, models_dir):
+    _write_aliases(models_dir, main="ref-a")
+    with pytest.raises(ValueError, match="'main' is an alias of 'ref-a'"):
+        registry.publish(run_dir, "main", threshold=0.5)
+    assert not (models_dir / "main").exists()
+
+
+def test_the_shipped_aliases_keep_the_names_the_project_promises():
+    """``flowers-vgg11`` is a multi-exit model and ``flowers-vgg11-plain`` a plain one of the same input
+    size, split and training budget of its network (the baseline the targets compare it with)."""
+    targets = registry.aliases()
+    if not targets:
+        pytest.skip("this checkout ships no aliases")
+    assert set(targets) >= {"flowers-vgg11", "flowers-vgg11-plain"}
+    configs = _shipped_configs()
+    main, plain = configs[targets["flowers-vgg11"]], configs[targets["flowers-vgg11-plain"]]
+    assert main["kind"].startswith("multi-exit") and plain["kind"] == "plain"
+    assert main["threshold"] > 0 and main["threshold_rule"]
+    network = main
+    while network["experiment"].get("backbone_from"):  # heads trained on a frozen network: that network's budget
+        network = configs[network["experiment"]["backbone_from"]]
+    for key in ("image_size", "epochs", "augmentation", "weight_decay", "optimizer", "width"):
+        assert network["experiment"][key] == plain["experiment"][key], key
+    assert main["split_fingerprint"] == plain["split_fingerprint"]
+    assert main["dataset"] == plain["dataset"] == "tf_flowers"
+
+
 def _shipped_configs() -> dict[str, dict]:
     """Every shipped reference model's ``config.json`` by name (skips when the checkout ships none)."""
     shipped = registry.reference_names()
@@ -231,7 +299,7 @@ class _Exp:
 
 def test_retune_a_plain_model_needs_no_data_and_keeps_threshold_0(run_dir, models_dir, capsys):
     config = json.loads((run_dir / "config.json").read_text())
-    plain = experiments.get_experiment("flowers-vgg11-plain").to_dict()
+    plain = experiments.get_experiment("flowers-vgg11-plain-96px").to_dict()
     (run_dir / "config.json").write_text(json.dumps(config | {"experiment": plain}))
     out = registry.publish(run_dir, "tiny-plain", threshold=0.35)  # a wrong threshold, to be mended
     weights = (out / "model.keras").read_bytes()
@@ -271,7 +339,7 @@ def test_runs_dir(monkeypatch, tmp_path):
 
 def test_publish_reads_fields_an_old_record_lacks_as_their_defaults(run_dir, models_dir):
     # a reference model published before Experiment gained head_filters is the same run
-    exp = experiments.get_experiment("flowers-vgg11").to_dict()
+    exp = experiments.get_experiment("flowers-vgg11-96px").to_dict()
     config = json.loads((run_dir / "config.json").read_text()) | {"experiment": exp, "seed": 0}
     (run_dir / "config.json").write_text(json.dumps(config))
     out = registry.publish(run_dir, "tiny-old", threshold=0.35)

@@ -384,20 +384,20 @@ def test_main_unknown_experiment(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("error: unknown experiment 'no-such-experiment'")
-    assert "flowers-vgg11-lambda1" in err[0]  # says which names exist
+    assert "flowers-vgg11-96px-lambda1" in err[0]  # says which names exist
 
 
 def test_main_refuses_a_backbone_for_an_experiment_that_trains_everything(tmp_path, capsys):
-    args = ["--experiment", "flowers-vgg11", "--out", str(tmp_path / "x"), "--backbone", "flowers-vgg11-plain"]
+    args = ["--experiment", "flowers-vgg11-96px", "--out", str(tmp_path / "x"), "--backbone", "flowers-vgg11-plain-96px"]
     assert train.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: experiment flowers-vgg11 trains its whole network: it takes no backbone"]
+    assert err == ["error: experiment flowers-vgg11-96px trains its whole network: it takes no backbone"]
     assert not (tmp_path / "x").exists()
 
 
 def test_main_requires_experiment_and_out(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        train.main(["--experiment", "flowers-vgg11-plain"])
+        train.main(["--experiment", "flowers-vgg11-plain-96px"])
     assert exit_info.value.code == 2
     assert "--experiment and --out are required" in capsys.readouterr().err
 
@@ -406,13 +406,13 @@ def test_main_requires_experiment_and_out(capsys):
 
 
 def test_get_experiment():
-    assert get_experiment("flowers-vgg11-plain").head is None
-    with pytest.raises(ValueError, match="known experiments: flowers-vgg11-lambda1"):
+    assert get_experiment("flowers-vgg11-plain-96px").head is None
+    with pytest.raises(ValueError, match="known experiments: flowers-vgg11-96px-lambda1"):
         get_experiment("flowers-resnet")
 
 
 def test_quick_keeps_the_architecture():
-    exp = get_experiment("flowers-vgg11-lambda0.3")
+    exp = get_experiment("flowers-vgg11-96px-lambda0.3")
     quick = exp.quick()
     assert (quick.epochs, quick.batch_size) == (2, 32)
     assert (quick.image_size, quick.width, quick.head, quick.loss_weights) == (
@@ -487,7 +487,7 @@ def test_cli_trains_from_an_npz(tmp_path, capsys, monkeypatch):
     np.savez(npz, x_train=images.images[train_idx], y_train=images.labels[train_idx][:, None],
              x_test=images.images[test_idx], y_test=images.labels[test_idx])
     out = tmp_path / "run"
-    code = train.main(["--experiment", "flowers-vgg11-plain", "--out", str(out), "--data-npz", str(npz),
+    code = train.main(["--experiment", "flowers-vgg11-plain-96px", "--out", str(out), "--data-npz", str(npz),
                        "--quick", "--epochs", "1"])
     assert code == 0, capsys.readouterr().err
     config = json.loads((out / "config.json").read_text())
@@ -501,5 +501,5 @@ def test_cli_trains_from_an_npz(tmp_path, capsys, monkeypatch):
 
 def test_cli_data_dir_and_npz_exclude_each_other(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        train.main(["--experiment", "flowers-vgg11-plain", "--out", str(tmp_path), "--data-dir", "a", "--data-npz", "b"])
+        train.main(["--experiment", "flowers-vgg11-plain-96px", "--out", str(tmp_path), "--data-dir", "a", "--data-npz", "b"])
     assert "not allowed with argument" in capsys.readouterr().err
