@@ -184,8 +184,8 @@ def publish(
     it (else it is loaded from the run).
 
     Publishing the same experiment and seed again (after training it again, say) replaces
-    the reference model; a *different* run under an existing name (another seed of the
-    main model, published without its own name) is refused unless ``overwrite``.
+    the reference model; a *different* run under an existing name (another seed of an
+    experiment, published without its own name) is refused unless ``overwrite``.
 
     Raises:
         ValueError: ``models/<name>`` holds a run of another experiment or seed, and not ``overwrite``;
