@@ -91,6 +91,57 @@ def _load_average() -> float | None:
         return None
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_description(cpuinfo: str | None = None) -> dict:
+    """The CPU the timings are taken on, and what it has for bfloat16.
+
+    Mixed bfloat16 gains much more where the CPU has matrix units for it (Intel AMX,
+    flag ``amx_bf16``) than where it has only the AVX-512 bfloat16 vector instructions
+    (``avx512_bf16``), and early exit's saving in bfloat16 changes with it, so a
+    benchmark table must say which CPU it comes from.
+
+    Args:
+        cpuinfo: the text of ``/proc/cpuinfo``; default: read it (``None`` where there
+            is none, as on macOS and Windows).
+
+    Returns:
+        ``{"model": str, "cores": int | None, "amx_bf16": bool | None,
+        "avx512_bf16": bool | None}``; the flags are ``None`` when unknown.
+    """
+    import platform
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = CPUINFO.read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:  # the first processor's entry
+            fields[key.strip()] = value.strip()
+    flags = set(fields["flags"].split()) if "flags" in fields else None
+    return {
+        "model": fields.get("model name") or platform.processor() or platform.machine() or "unknown CPU",
+        "cores": os.cpu_count(),
+        "amx_bf16": None if flags is None else "amx_bf16" in flags,
+        "avx512_bf16": None if flags is None else "avx512_bf16" in flags,
+    }
+
+
+def cpu_line(cpu: dict) -> str:
+    """``cpu_description`` in one line, e.g. ``AMD EPYC, 2 cores; bfloat16: AVX-512 instructions, no AMX``."""
+    def has(flag: bool | None, yes: str, no: str) -> str:
+        return "unknown" if flag is None else (yes if flag else no)
+
+    cores = f", {cpu['cores']} cores" if cpu.get("cores") else ""
+    return (f"{cpu['model']}{cores}; bfloat16: "
+            f"{has(cpu['avx512_bf16'], 'AVX-512 instructions', 'no AVX-512 instructions')}, "
+            f"{has(cpu['amx_bf16'], 'AMX matrix units', 'no AMX')}")
+
+
 def _fetch(out) -> None:
     """Bring a result to the host (the call has finished once its outputs are readable)."""
     for t in tf.nest.flatten(out):
@@ -418,6 +469,7 @@ def run_benchmark(
         "relative_costs": [float(c) for c in costs],
         "compute_dtypes": compute_dtypes(model),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_description(),
         "load_average": {"before": load_before, "after": _load_average()},
         "variants": variants,
         "early_exit": {
@@ -559,6 +611,8 @@ def format_report(result: dict) -> str:
         f"data       {result['num_images']} images{source}; batch size {result['batch_size']}, "
         f"{result['repeats']} interleaved rounds, latency on {result['latency_images']} images"
     )
+    if "cpu" in result:
+        lines.append(f"cpu        {cpu_line(result['cpu'])}")
     load = result.get("load_average") or {}
     if load.get("before") is not None:
         lines.append(

@@ -19,6 +19,8 @@ from helpers import models
 from helpers.benchmark import (
     VARIANTS,
     batch_size_sweep,
+    cpu_description,
+    cpu_line,
     format_report,
     main,
     run_benchmark,
@@ -126,6 +128,31 @@ def test_accuracies_and_exits_match_the_reference(result, model, sample):
 def test_report_is_readable(result):
     text = format_report(result)
     assert "early_exit@0.6" in text and "engine efficiency" in text and "sum of its parts" in text
+    assert f"cpu        {cpu_line(result['cpu'])}" in text.splitlines()
+
+
+INTEL = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile amx_int8
+
+processor\t: 1
+model name\t: another model, ignored
+flags\t\t: fpu
+"""
+AMD = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
+
+
+def test_cpu_description_reads_the_first_processor_and_its_bfloat16_flags():
+    intel = cpu_description(INTEL)
+    assert intel["model"] == "Intel(R) Xeon(R) Platinum 8480+"
+    assert intel["amx_bf16"] is True and intel["avx512_bf16"] is True
+    amd = cpu_description(AMD)
+    assert amd["model"] == "AMD EPYC" and amd["amx_bf16"] is False and amd["avx512_bf16"] is True
+    assert cpu_line(amd | {"cores": 2}) == "AMD EPYC, 2 cores; bfloat16: AVX-512 instructions, no AMX"
+    assert cpu_line(intel | {"cores": None}).endswith("bfloat16: AVX-512 instructions, AMX matrix units")
+    unknown = cpu_description("")  # no /proc/cpuinfo: the flags are unknown, not absent
+    assert unknown["amx_bf16"] is None and unknown["avx512_bf16"] is None and unknown["model"]
+    assert cpu_line(unknown).endswith("bfloat16: unknown, unknown")
 
 
 @pytest.fixture
