@@ -270,6 +270,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             )
             for seed in (1, 2)
         ],
+        dataclasses.replace(
+            WD_HEADS, name="flowers-vgg11-128px-sgd-heads",
+            description="flowers-vgg11-128px-wd-heads on the network of flowers-vgg11-128px-sgd, whose "
+            "own first exits were better than flowers-vgg11-128px-wd's: do the strided heads lift them "
+            "further?",
+            backbone_from="flowers-vgg11-128px-sgd",
+        ),
         Experiment(
             "flowers-vgg11-128px-wd-heads-distill",
             "flowers-vgg11-128px-wd-heads with self-distillation (weight 1, T=3): the frozen final "

@@ -229,6 +229,26 @@ def validation_choice(analyses: Mapping[str, object], tolerance: float = 0.01):
     return chosen, frame
 
 
+def choice_markdown(choice, chosen: str, chosen_targets) -> str:
+    """The README section of a ``validation_choice``: its validation table, then the chosen run's test targets.
+
+    Args:
+        choice: the table ``validation_choice`` returned (one row per run).
+        chosen: the run it chose.
+        chosen_targets: ``target_tables`` of the chosen run on the test split (one row).
+
+    The ``within`` column reads yes/no, the chosen run is marked in bold, and a missed
+    target's "no" is bold too, as in the README's other target tables.
+    """
+    shown = choice.assign(within=choice["within"].map({True: "yes", False: "no"}),
+                          chosen=choice["chosen"].map({True: "**chosen**", False: ""}))
+    targets = chosen_targets.apply(lambda column: column.str.replace(r"^no:", "**no**:", regex=True))
+    return (markdown_table(shown.rename(index=lambda n: f"`{n}`"), digits=2,
+                           percent=["val final acc", "val early-exit acc"])
+            + f"\n\nThe chosen run, `{chosen}`, on the test split:\n\n"
+            + markdown_table(targets.rename(index=lambda n: f"`{n}`")))
+
+
 def noise_table(analyses: Mapping[str, object], reference: str, plain: str | Collection[str] = (),
                 confidence: float = 0.95):
     """How far the test split can tell the models apart: intervals and paired tests.

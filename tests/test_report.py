@@ -4,6 +4,7 @@ import dataclasses
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers import evaluation, notebooks, report
@@ -488,6 +489,21 @@ def test_validation_choice_prefers_the_more_accurate_of_equally_cheap_runs():
     assert chosen == "better"
     assert table.loc["worse", "val relative cost"] == pytest.approx(table.loc["better", "val relative cost"])
     assert table.loc["worse", "within"]
+
+
+def test_choice_markdown_marks_the_chosen_run_and_the_missed_targets():
+    runs = {"a": _two_exit_run("a", ["sure", "sure", "unsure", "unsure"]),
+            "b": _two_exit_run("b", ["sure", "sure", "sure", "unsure"], test_exit_1=["wrong"] * 4)}
+    chosen, table = report.validation_choice(runs)
+    targets = pd.DataFrame({"at tau*: within 1 point of the final exit": ["no: 0.0% (100.0 points below)"],
+                            "at tau*: cost ≤ 0.5": ["yes: 0.30"]}, index=[chosen])
+    text = report.choice_markdown(table, chosen, targets)
+    rows = text.splitlines()
+    assert rows[0].startswith("| run | val final acc | tau* |")
+    assert rows[2].startswith("| `a` | 100.0% | 0.50 |") and rows[2].endswith("| yes |  |")
+    assert rows[3].startswith("| `b` |") and rows[3].endswith("| yes | **chosen** |")
+    assert "The chosen run, `b`, on the test split:" in text
+    assert rows[-1] == "| `b` | **no**: 0.0% (100.0 points below) | yes: 0.30 |"
 
 
 def test_validation_choice_errors():
