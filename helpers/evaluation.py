@@ -482,6 +482,30 @@ class Analysis:
             return cls(**meta, **{k: arrays[k] for k in arrays.files})
 
 
+def networks_ensemble_accuracy(analyses: Sequence[Analysis], split: str = "test") -> float:
+    """Accuracy on ``split`` of several networks' final exits averaged: a ceiling, not a model.
+
+    The class with the highest softmax probability averaged over the final classifiers
+    of ``analyses`` (as ``ensemble_accuracy`` averages the exits of one network). It
+    costs every network in full, so it is not something to deploy here: it shows how
+    far the networks of our recipes get together on the same images, beside what one
+    of them gets.
+
+    Raises:
+        ValueError: no analysis, or their ``split`` labels differ (not the same images).
+    """
+    if not analyses:
+        raise ValueError("no network to average")
+    labels = analyses[0].split_data(split)[1]
+    finals = []
+    for a in analyses:
+        logits, other = a.split_data(split)
+        if not np.array_equal(other, labels):
+            raise ValueError(f"{a.name} was analysed on other {split} images than {analyses[0].name}")
+        finals.append(logits[:, -1])
+    return ensemble_accuracy(np.stack(finals, axis=1), labels)
+
+
 def analyse(
     model, splits, name: str, tolerance: float = 0.01, batch_size: int = 128, rule: str = DEFAULT_THRESHOLD_RULE,
 ) -> Analysis:

@@ -239,3 +239,34 @@ def test_limits_forgive_rounding_and_nothing_more():
     assert not 0.1 + 0.2 <= 0.3 and at_most(0.1 + 0.2, 0.3)  # a cost of exactly 0.3 in floats
     assert not at_most(0.3 + 1e-6, 0.3) and not at_least(0.2 - 1e-6, 0.2)  # a real difference, one in a million, is not forgiven
     np.testing.assert_array_equal(at_most(np.array([0.49, 0.5, 0.51]), 0.5), [True, True, False])
+
+
+def _final_only(name: str, test_final: list[list[float]]) -> evaluation.Analysis:
+    """A one-exit analysis of three test images of class 0 (validation: the same logits)."""
+    logits = np.array(test_final, dtype=np.float32)[:, None, :]
+    labels = np.zeros(len(logits), dtype=np.int64)
+    return evaluation.Analysis(name, ["final"], ["a", "b"], np.array([1.0]), logits, labels, logits, labels,
+                               0.0, 0.01)
+
+
+def test_networks_ensemble_accuracy_averages_the_final_exits_probabilities():
+    # a is right on images 0 and 1, b on 1 and 2; on image 0 a is surer (p = 0.88) than b
+    # is wrong (p of class 0 = 0.27), on image 2 b is surer (0.95) than a is wrong (0.27):
+    # the averaged probabilities get all three right
+    a = _final_only("a", [[2, 0], [2, 0], [0, 1]])
+    b = _final_only("b", [[0, 1], [2, 0], [3, 0]])
+    assert evaluation.exit_accuracies(*a.split_data("test"))[-1] == pytest.approx(2 / 3)
+    assert evaluation.networks_ensemble_accuracy([a, b]) == 1.0
+    assert evaluation.networks_ensemble_accuracy([a]) == pytest.approx(2 / 3)
+    # a confident wrong network outweighs an unsure right one
+    c = _final_only("c", [[0, 9], [0, 9], [0, 9]])
+    assert evaluation.networks_ensemble_accuracy([a, c], split="val") == 0.0
+
+
+def test_networks_ensemble_accuracy_errors():
+    with pytest.raises(ValueError, match="no network"):
+        evaluation.networks_ensemble_accuracy([])
+    a = _final_only("a", [[2, 0], [2, 0], [0, 1]])
+    other = _final_only("other", [[2, 0], [2, 0]])
+    with pytest.raises(ValueError, match="other test images"):
+        evaluation.networks_ensemble_accuracy([a, other])
