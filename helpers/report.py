@@ -229,6 +229,11 @@ def validation_choice(analyses: Mapping[str, object], tolerance: float = 0.01):
     return chosen, frame
 
 
+def bold_misses(targets):
+    """A table of ``target_tables`` verdicts with every missed target's "no" in bold, for the README."""
+    return targets.apply(lambda column: column.str.replace(r"^no:", "**no**:", regex=True))
+
+
 def choice_markdown(choice, chosen: str, chosen_targets) -> str:
     """The README section of a ``validation_choice``: its validation table, then the chosen run's test targets.
 
@@ -242,7 +247,7 @@ def choice_markdown(choice, chosen: str, chosen_targets) -> str:
     """
     shown = choice.assign(within=choice["within"].map({True: "yes", False: "no"}),
                           chosen=choice["chosen"].map({True: "**chosen**", False: ""}))
-    targets = chosen_targets.apply(lambda column: column.str.replace(r"^no:", "**no**:", regex=True))
+    targets = bold_misses(chosen_targets)
     return (markdown_table(shown.rename(index=lambda n: f"`{n}`"), digits=2,
                            percent=["val final acc", "val early-exit acc"])
             + f"\n\nThe chosen run, `{chosen}`, on the test split:\n\n"
