@@ -4,7 +4,8 @@
                                       [--precision float32|mixed_bfloat16] [--json]
 
 Three variants of the same model, each a ``tf.function`` with a fixed input
-signature (``helpers.inference.EarlyExitEngine``):
+signature (``helpers.inference.EarlyExitEngine``), timed through its concrete
+function, as an export's signatures are called:
 
 - ``full``: the plain network (backbone and final classifier, no exit heads): the baseline;
 - ``all_exits``: every head on the whole batch (what "evaluate all, pick afterwards" costs);
@@ -39,6 +40,13 @@ size 1 (``measure_stages``). Their cumulative sums give a measured relative cost
 each exit, hence a second prediction and an ``engine_efficiency`` = measured /
 timed prediction. The same timings check that ``all_exits`` costs no more than the
 sum of its parts: every block runs once.
+
+Calling a ``tf.function`` rather than its concrete function adds Python-side work
+to every call (matching the arguments to a trace), more for ``early_exit``'s two
+inputs and three outputs than for ``full``'s one; at batch size 1 that is a
+noticeable part of an early-exit call. The report measures both ways of calling at
+batch size 1 (``dispatch``), so that the cost of the Python call path is visible
+rather than mixed into the speed-up.
 
 Accuracy: ``full`` uses the final classifier, ``all_exits`` reports the final
 output's accuracy (and every exit's), ``early_exit`` its own.
@@ -223,7 +231,7 @@ def speedup_report(
 
 
 def _layer_function(layers: Sequence, spec: tf.TensorSpec) -> Callable:
-    """A ``tf.function`` applying ``layers`` in sequence to tensors of ``spec``."""
+    """The concrete function of a ``tf.function`` applying ``layers`` in sequence to tensors of ``spec``."""
 
     @tf.function(input_signature=[spec])
     def apply(x: tf.Tensor) -> tf.Tensor:
@@ -231,7 +239,7 @@ def _layer_function(layers: Sequence, spec: tf.TensorSpec) -> Callable:
             x = layer(x, training=False)
         return x
 
-    return apply
+    return apply.get_concrete_function()
 
 
 @contextlib.contextmanager
@@ -253,21 +261,21 @@ def _no_retracing_warning():
 
 
 def _empty_function(spec: tf.TensorSpec) -> Callable:
-    """A ``tf.function`` that takes a batch and does nothing with it: the fixed cost of a call."""
+    """A concrete function that takes a batch and does nothing with it: the fixed cost of a call."""
 
     @tf.function(input_signature=[spec])
     def nothing(x: tf.Tensor) -> tf.Tensor:
         return tf.shape(x)
 
-    return nothing
+    return nothing.get_concrete_function()
 
 
 def measure_stages(engine, images: np.ndarray, repeats: int = 5) -> dict:
     """Time every part of the network alone on one batch, and ``full``/``all_exits`` whole.
 
     The parts are the backbone segments (the blocks run before each output;
-    the first segment includes the preprocessing) and the heads, each a
-    ``tf.function`` applied to precomputed features of its input. Their sum is what
+    the first segment includes the preprocessing) and the heads, each the concrete
+    function of a ``tf.function`` applied to precomputed features of its input. Their sum is what
     ``all_exits`` must not exceed (it would if it recomputed backbone work), and
     their cumulative sums give a *measured* relative cost of each exit, to set beside
     the MAC count of ``helpers.cost`` (which assumes every MAC takes the same time).
@@ -277,8 +285,8 @@ def measure_stages(engine, images: np.ndarray, repeats: int = 5) -> dict:
         images: one batch, uint8 ``(B, H, W, 3)``.
         repeats: timed rounds (interleaved, order rotated); medians are reported.
 
-    Every part timed alone also pays the fixed cost of calling a ``tf.function``
-    (``call_overhead_ms``, timed with a function that does nothing; about half a
+    Every part timed alone also pays the fixed cost of calling a function
+    (``call_overhead_ms``, timed with a function that does nothing; a fraction of a
     millisecond, which matters at batch size 1). It is subtracted from each part
     and counted once per network call in the sums below.
 
@@ -292,8 +300,8 @@ def measure_stages(engine, images: np.ndarray, repeats: int = 5) -> dict:
     """
     x = tf.convert_to_tensor(images)
     calls: dict[str, tuple[Callable, tuple]] = {
-        "full": (engine.full_fn, (x,)),
-        "all_exits": (engine.all_exits_fn, (x,)),
+        "full": (engine.concrete("full"), (x,)),
+        "all_exits": (engine.concrete("all_exits"), (x,)),
     }
     h = x
     segments, heads = [], []
@@ -381,6 +389,7 @@ def run_benchmark(
         ``all_exits`` (``accuracy_per_exit``, ``parts``: time per batch against the
         sum of its parts, ``predicted_relative_time`` and ``measured_relative_time``
         over ``full``); ``stage_times`` (``measure_stages`` at the batch size and at 1);
+        ``dispatch`` (``measure_dispatch`` on the first latency images);
         ``targets`` (the issue's targets, each with value, limit and ``passed``).
     """
     from helpers.cost import relative_costs
@@ -398,10 +407,11 @@ def run_benchmark(
     engine.check_images(images[:1])
     costs = relative_costs(model)
     t = tf.constant(threshold, tf.float32)
+    concrete = {name: engine.concrete(name) for name in VARIANTS}
     fns: dict[str, Callable] = {
-        "full": lambda x: engine.full_fn(x),
-        "all_exits": lambda x: engine.all_exits_fn(x),
-        "early_exit": lambda x: engine.early_exit_fn(x, t),
+        "full": concrete["full"],
+        "all_exits": concrete["all_exits"],
+        "early_exit": lambda x: concrete["early_exit"](x, t),
     }
     n = len(images)
     batches = [(tf.convert_to_tensor(images[i:i + batch_size]),) for i in range(0, n, batch_size)]
@@ -413,10 +423,10 @@ def run_benchmark(
     _log(f"warming up on {n} images (batch size {batch_size}) ...", progress)
     full_logits = np.concatenate([engine.full_fn(*b).numpy() for b in batches])
     all_logits = np.concatenate([engine.all_exits_fn(*b).numpy() for b in batches])
-    ee = [engine.early_exit_fn(*b, t) for b in batches]
+    ee = [fns["early_exit"](*b) for b in batches]
     ee_label = np.concatenate([o["label"].numpy() for o in ee])
     ee_exit = np.concatenate([o["exit"].numpy() for o in ee])
-    lat_exit = np.concatenate([engine.early_exit_fn(*s, t)["exit"].numpy() for s in singles])
+    lat_exit = np.concatenate([fns["early_exit"](*s)["exit"].numpy() for s in singles])
     for _ in range(warmup):
         for name in VARIANTS:
             _time_pass(fns[name], batches)
@@ -433,6 +443,7 @@ def run_benchmark(
             for name in _rotated(VARIANTS, r + i):
                 lat[name][r, i] = _time_call(fns[name], args)
     per_image = {name: np.median(v, axis=0) for name, v in lat.items()}  # (images,)
+    dispatch = measure_dispatch(engine, singles[:DISPATCH_IMAGES], t, repeats)
 
     _log("timing every part alone (batched, then batch size 1) ...", progress)
     stages_batched = measure_stages(engine, images[:batch_size], repeats)
@@ -486,8 +497,56 @@ def run_benchmark(
             "parts": {k: stages_batched[k] for k in ("batch_size", "all_exits_ms", "sum_of_parts_ms", "ratio")},
         },
         "stage_times": {"batched": stages_batched, "batch1": stages_single},
+        "dispatch": dispatch,
     }
     result["targets"] = check_targets(result)
+    return result
+
+
+DISPATCH_IMAGES = 50
+"""Latency images on which ``run_benchmark`` compares the two ways of calling (``measure_dispatch``)."""
+
+
+def measure_dispatch(engine, singles: Sequence[tuple], threshold: tf.Tensor, repeats: int = 5) -> dict:
+    """Batch-size-1 latency of ``full`` and ``early_exit`` called as ``tf.function`` and as concrete function.
+
+    The two ways run the same graph; the difference is the Python-side work of a
+    ``tf.function`` call (matching the arguments to a trace), which the benchmark's
+    timings leave out by calling the concrete functions.
+
+    Args:
+        engine: an ``EarlyExitEngine``.
+        singles: one-image batches, each a 1-tuple of a uint8 tensor.
+        threshold: float32 scalar tensor.
+        repeats: rounds; per image and way of calling, the median over rounds.
+
+    Returns:
+        ``{"images": n, "full": {...}, "early_exit": {...}}``, each with
+        ``tf_function_ms`` and ``concrete_ms`` (mean over images of the per-image
+        medians) and ``extra_ms``, their difference.
+    """
+    if not singles:
+        raise ValueError("need at least one image")
+    early = engine.concrete("early_exit")
+    calls: dict[str, Callable] = {
+        "full/tf_function": engine.full_fn,
+        "full/concrete": engine.concrete("full"),
+        "early_exit/tf_function": lambda x: engine.early_exit_fn(x, threshold),
+        "early_exit/concrete": lambda x: early(x, threshold),
+    }
+    names = list(calls)
+    for name in names:  # warm-up
+        _time_call(calls[name], singles[0])
+    ms = {name: np.zeros((max(1, repeats), len(singles))) for name in names}
+    for r in range(max(1, repeats)):
+        for i, args in enumerate(singles):
+            for name in _rotated(names, r + i):
+                ms[name][r, i] = _time_call(calls[name], args) * 1e3
+    mean = {name: float(np.median(v, axis=0).mean()) for name, v in ms.items()}
+    result: dict = {"images": len(singles)}
+    for variant in ("full", "early_exit"):
+        fn, cf = mean[f"{variant}/tf_function"], mean[f"{variant}/concrete"]
+        result[variant] = {"tf_function_ms": fn, "concrete_ms": cf, "extra_ms": fn - cf}
     return result
 
 
@@ -543,7 +602,8 @@ def batch_size_sweep(
     engine.check_images(images[:1])
     predicted = speedup_report(engine.predict(images, threshold)["exit"], relative_costs(model), 1.0)
     t = tf.constant(threshold, tf.float32)
-    fns: dict[str, Callable] = {"full": engine.full_fn, "early_exit": lambda x: engine.early_exit_fn(x, t)}
+    early_exit = engine.concrete("early_exit")
+    fns: dict[str, Callable] = {"full": engine.concrete("full"), "early_exit": lambda x: early_exit(x, t)}
     rows = {}
     for b in sizes:
         _log(f"batch size {b}: {repeats} rounds over {len(images)} images ...", progress)
@@ -650,6 +710,14 @@ def format_report(result: dict) -> str:
             f"engine efficiency {r['engine_efficiency']:.2f}"
         )
     lines.append(f"early_exit median-latency speed-up (b=1): {ee['median_latency_speedup']:.2f}")
+    if "dispatch" in result:
+        d = result["dispatch"]
+        lines.append(
+            f"calling at b=1 (mean ms over {d['images']} images), tf.function vs concrete function: "
+            + "; ".join(f"{name} {d[name]['tf_function_ms']:.2f} vs {d[name]['concrete_ms']:.2f}"
+                        for name in ("full", "early_exit"))
+            + " (the timings above call the concrete functions)"
+        )
     p = ae["parts"]
     lines.append(
         f"all_exits per batch of {p['batch_size']}: {p['all_exits_ms']:.2f} ms vs sum of its parts "

@@ -198,6 +198,25 @@ class EarlyExitEngine:
         self.early_exit_fn = tf.function(self.early_exit, input_signature=[self.images_spec, self.threshold_spec])
         self.full_fn = tf.function(self.full_logits, input_signature=[self.images_spec])
         self.all_exits_fn = tf.function(self.all_exit_logits, input_signature=[self.images_spec])
+        self._concrete: dict[str, object] = {}
+
+    def concrete(self, variant: str):
+        """The concrete function of ``early_exit``, ``full`` or ``all_exits`` (traced on first use).
+
+        It takes the same arguments and returns the same outputs as ``early_exit_fn``,
+        ``full_fn`` or ``all_exits_fn``, and skips the Python-side work of a
+        ``tf.function`` call (matching the arguments to a trace): a fixed cost per
+        call, larger for ``early_exit``'s two inputs and three outputs than for
+        ``full``, that weighs at batch size 1 (notebook 03 measures it). The signatures
+        of an export (``helpers.export``) are such concrete functions; ``__call__``,
+        ``predict`` and ``helpers.benchmark`` call them.
+        """
+        fns = {"early_exit": self.early_exit_fn, "full": self.full_fn, "all_exits": self.all_exits_fn}
+        if variant not in fns:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(fns)}")
+        if variant not in self._concrete:
+            self._concrete[variant] = fns[variant].get_concrete_function()
+        return self._concrete[variant]
 
     @property
     def num_outputs(self) -> int:
@@ -324,7 +343,7 @@ class EarlyExitEngine:
     # ------------------------------------------------------------------ eager entry points
 
     def __call__(self, images, threshold) -> dict[str, tf.Tensor]:
-        """Run ``early_exit_fn`` on one batch.
+        """Run ``early_exit_fn`` on one batch (through its concrete function).
 
         Args:
             images: uint8 ``[N, H, W, 3]`` (array or tensor).
@@ -336,7 +355,7 @@ class EarlyExitEngine:
         """
         if not tf.is_tensor(threshold):
             threshold = self.policy.check(threshold)
-        return self.early_exit_fn(self.check_images(images), tf.cast(threshold, tf.float32))
+        return self.concrete("early_exit")(self.check_images(images), tf.cast(threshold, tf.float32))
 
     def check_images(self, images) -> tf.Tensor:
         """``images`` as a tensor, or ``ValueError`` unless they are uint8 ``[N, H, W, 3]`` at the input size."""
@@ -368,8 +387,9 @@ class EarlyExitEngine:
         self.check_images(images[:0])
         parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_KEYS}
         t = tf.constant(threshold, tf.float32)
+        early_exit = self.concrete("early_exit")
         for start in range(0, len(images), batch_size):
-            out = self.early_exit_fn(tf.convert_to_tensor(images[start:start + batch_size]), t)
+            out = early_exit(tf.convert_to_tensor(images[start:start + batch_size]), t)
             for k in OUTPUT_KEYS:
                 parts[k].append(out[k].numpy())
         if not len(images):

@@ -90,6 +90,11 @@ def test_result_structure(result, model):
     assert parts["ratio"] == result["stage_times"]["batched"]["ratio"]
     assert set(result["targets"]) == {"batched_efficiency", "batch1_efficiency", "speedup_at_accuracy",
                                       "all_exits_over_parts"}
+    d = result["dispatch"]
+    assert d["images"] == 6  # at most DISPATCH_IMAGES of the latency images
+    for name in ("full", "early_exit"):
+        assert d[name]["tf_function_ms"] > 0 and d[name]["concrete_ms"] > 0
+        assert d[name]["extra_ms"] == pytest.approx(d[name]["tf_function_ms"] - d[name]["concrete_ms"])
     json.dumps(result)  # JSON-ready as it is
 
 

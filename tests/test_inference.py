@@ -20,7 +20,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from helpers import models
 from helpers.calibration import softmax
 from helpers.evaluation import evaluate_threshold
-from helpers.inference import EarlyExitEngine, build_stages, compute_dtypes, with_precision
+from helpers.inference import OUTPUT_KEYS, EarlyExitEngine, build_stages, compute_dtypes, with_precision
 from helpers.policies import first_exit, leave_mask
 
 THRESHOLDS = (0.0, 0.3, 0.6, 0.9, 1.0)
@@ -126,6 +126,23 @@ def test_no_retracing_across_batch_sizes(model, images):
     assert engine.early_exit_fn.experimental_get_tracing_count() == 1
     assert engine.full_fn.experimental_get_tracing_count() == 1
     assert engine.all_exits_fn.experimental_get_tracing_count() == 1
+
+
+def test_concrete_functions_compute_what_the_tf_functions_do(model, images):
+    engine = EarlyExitEngine(model)
+    t = tf.constant(0.6)
+    for n in (1, 7, 124):
+        x = tf.constant(images[:n])
+        via_fn, via_concrete = engine.early_exit_fn(x, t), engine.concrete("early_exit")(x, t)
+        assert set(via_concrete) == set(OUTPUT_KEYS)
+        for k in OUTPUT_KEYS:
+            assert_array_equal(via_concrete[k].numpy(), via_fn[k].numpy())
+        assert_array_equal(engine.concrete("full")(x).numpy(), engine.full_fn(x).numpy())
+        assert_array_equal(engine.concrete("all_exits")(x).numpy(), engine.all_exits_fn(x).numpy())
+    assert engine.concrete("full") is engine.concrete("full")  # traced once, kept
+    assert engine.early_exit_fn.experimental_get_tracing_count() == 1
+    with pytest.raises(ValueError, match="unknown variant 'plain'"):
+        engine.concrete("plain")
 
 
 def test_full_and_all_exits_match_the_model(engine, images, logits):
