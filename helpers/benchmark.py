@@ -843,8 +843,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"no benchmark images: pass --data-dir DIR (one folder per class, like flower_photos) "
                 f"or set {data_lib.DATA_DIR_ENV}"
             )
-        if args.max_images is not None and args.max_images < 1:
-            raise ValueError(f"--max-images must be at least 1, got {args.max_images}")
+        # Settings first, before minutes of loading and decoding.
+        counts = {"--batch-size": (args.batch_size, 1), "--repeats": (args.repeats, 1),
+                  "--latency-images": (args.latency_images, 1), "--warmup": (args.warmup, 0)}
+        if args.max_images is not None:
+            counts["--max-images"] = (args.max_images, 1)
+        for flag, (value, least) in counts.items():
+            if value < least:
+                raise ValueError(f"{flag} must be at least {least}, got {value}")
+        if args.threshold is not None:
+            check_threshold(args.threshold)
         _log(f"loading {args.model} ...", True)
         loaded = load(args.model)
         threshold = args.threshold

@@ -218,6 +218,21 @@ def test_cli_without_data_is_a_clear_error(run_folder, monkeypatch, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--repeats", "-1"], "--repeats must be at least 1, got -1"),
+    (["--latency-images", "0"], "--latency-images must be at least 1, got 0"),
+    (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
+    (["--max-images", "0"], "--max-images must be at least 1, got 0"),
+    (["--threshold", "1.5"], "threshold must be a number in [0, 1], got 1.5"),
+])
+def test_cli_rejects_bad_settings_before_loading_anything(flags, message, tmp_path, capsys):
+    # The model does not exist: a bad setting must be reported first, without loading or decoding.
+    assert main([str(tmp_path / "no-model.keras"), "--data-dir", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: {message}"]
+
+
 def test_cli_rejects_other_classes(run_folder, tmp_path, capsys):
     from PIL import Image
 
