@@ -33,9 +33,10 @@ For ``early_exit`` the report compares:
 - efficiency = measured / predicted.
 
 To tell the engine's own overhead from the cost model's idealisation (a MAC count
-assumes every multiply-accumulate takes the same time; memory-bound layers such as
-the first, wide-resolution block take longer per MAC), every part of the network
-(each backbone segment and each head) is also timed alone on one batch and at batch
+assumes that every multiply-accumulate takes the same time and that nothing else
+takes any; at batch size 1 above all, every convolution and head also pays a fixed
+cost per call, however small), every part of the network (each backbone segment
+and each head) is also timed alone on one batch and at batch
 size 1 (``measure_stages``). Their cumulative sums give a measured relative cost of
 each exit, hence a second prediction and an ``engine_efficiency`` = measured /
 timed prediction. The same timings check that ``all_exits`` costs no more than the
@@ -156,9 +157,16 @@ def _fetch(out) -> None:
         t.numpy()
 
 
-def _time_call(fn: Callable, args: Sequence) -> float:
+def _time_call(fn: Callable, args: Sequence, fetch: bool = True) -> float:
+    """Seconds of one call, its outputs brought to the host unless ``fetch`` is False.
+
+    Without fetching, the time is that of the computation alone: TensorFlow's eager
+    execution is synchronous by default, so a call returns when its outputs are computed.
+    """
     start = time.perf_counter()
-    _fetch(fn(*args))
+    out = fn(*args)
+    if fetch:
+        _fetch(out)
     return time.perf_counter() - start
 
 
@@ -285,6 +293,13 @@ def measure_stages(engine, images: np.ndarray, repeats: int = 5) -> dict:
         images: one batch, uint8 ``(B, H, W, 3)``.
         repeats: timed rounds (interleaved, order rotated); medians are reported.
 
+    Nothing here is copied to the host while timed: a segment's output is a feature
+    map (at batch size 256, a hundred megabytes and more after block 1 of the
+    128-pixel VGG11), and copying it into a NumPy array would add to the segment a
+    time the network never spends. Eager execution is synchronous (checked), so a
+    call has finished computing when it returns; ``full`` and ``all_exits`` are timed
+    the same way, so that they compare with the sum of the parts on equal terms.
+
     Every part timed alone also pays the fixed cost of calling a function
     (``call_overhead_ms``, timed with a function that does nothing; a fraction of a
     millisecond, which matters at batch size 1). It is subtracted from each part
@@ -298,6 +313,9 @@ def measure_stages(engine, images: np.ndarray, repeats: int = 5) -> dict:
         evaluate it (overhead, segments and heads so far) over the plain network's
         (overhead, segments and final head).
     """
+    if not tf.config.experimental.get_synchronous_execution():
+        raise RuntimeError("measure_stages needs synchronous eager execution (TensorFlow's default): "
+                           "tf.config.experimental.set_synchronous_execution(True)")
     x = tf.convert_to_tensor(images)
     calls: dict[str, tuple[Callable, tuple]] = {
         "full": (engine.concrete("full"), (x,)),
@@ -323,7 +341,7 @@ def measure_stages(engine, images: np.ndarray, repeats: int = 5) -> dict:
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(max(1, repeats)):
         for name in _rotated(names, r):
-            times[name].append(_time_call(*calls[name]))
+            times[name].append(_time_call(*calls[name], fetch=False))
     med = {name: float(np.median(t)) * 1e3 for name, t in times.items()}
     overhead = med["call_overhead"]
     # Each part timed alone pays the fixed cost of a call once; a whole network pays it once in all.

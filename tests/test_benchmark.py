@@ -274,6 +274,23 @@ def test_timing_the_parts_does_not_warn_of_retracing(model, sample):
     assert not [r for r in records if "retracing" in r.getMessage()]
 
 
+def test_parts_are_timed_without_copying_their_outputs(model, sample, monkeypatch):
+    # A segment's output is a feature map; copying it to NumPy is time the network never spends.
+    from helpers import benchmark
+    from helpers.inference import EarlyExitEngine
+
+    fetched: list[tuple] = []
+    real_fetch = benchmark._fetch
+    monkeypatch.setattr(benchmark, "_fetch", lambda out: fetched.append(tf.nest.flatten(out)[0].shape) or real_fetch(out))
+    engine = EarlyExitEngine(model)
+    benchmark.measure_stages(engine, sample[0][:8], repeats=3)
+    parts = 2 + 6 + 5 + 1  # full, all_exits, six heads, five segments, the empty call
+    assert len(fetched) == parts  # the untimed warm-up calls only, once each
+    monkeypatch.setattr(tf.config.experimental, "get_synchronous_execution", lambda: False)
+    with pytest.raises(RuntimeError, match="synchronous eager execution"):
+        benchmark.measure_stages(engine, sample[0][:8], repeats=1)
+
+
 def test_batch_size_sweep_measures_the_same_exits_at_every_batch_size(model, sample):
     images, labels = sample
     sweep = batch_size_sweep(model, images, 0.6, batch_sizes=(16, 1, 4, 4), repeats=1, progress=False)
