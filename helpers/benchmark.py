@@ -194,6 +194,21 @@ def _interleaved_passes(
     return seconds
 
 
+def _interleaved_per_image(fns: dict[str, Callable], singles: Sequence[tuple], repeats: int) -> dict[str, np.ndarray]:
+    """Seconds of every function on every one-image batch: per image, all functions in a rotating order.
+
+    Returns:
+        name -> per-image median over ``repeats`` rounds, ``(images,)``.
+    """
+    names = list(fns)
+    seconds = {name: np.zeros((repeats, len(singles))) for name in names}
+    for r in range(repeats):
+        for i, args in enumerate(singles):
+            for name in _rotated(names, r + i):
+                seconds[name][r, i] = _time_call(fns[name], args)
+    return {name: np.median(v, axis=0) for name, v in seconds.items()}
+
+
 def percentile_summary(seconds: np.ndarray) -> dict[str, float]:
     """Median, 95th percentile and mean of per-image times, in milliseconds."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
@@ -455,12 +470,7 @@ def run_benchmark(
 
     # Latency at batch size 1: per image, every variant in a rotating order.
     _log(f"latency at batch size 1 on {len(singles)} images, {repeats} rounds ...", progress)
-    lat = {name: np.zeros((repeats, len(singles))) for name in VARIANTS}
-    for r in range(repeats):
-        for i, args in enumerate(singles):
-            for name in _rotated(VARIANTS, r + i):
-                lat[name][r, i] = _time_call(fns[name], args)
-    per_image = {name: np.median(v, axis=0) for name, v in lat.items()}  # (images,)
+    per_image = _interleaved_per_image({name: fns[name] for name in VARIANTS}, singles, repeats)  # (images,)
     dispatch = measure_dispatch(engine, singles[:DISPATCH_IMAGES], t, repeats)
 
     _log("timing every part alone (batched, then batch size 1) ...", progress)
@@ -552,15 +562,10 @@ def measure_dispatch(engine, singles: Sequence[tuple], threshold: tf.Tensor, rep
         "early_exit/tf_function": lambda x: engine.early_exit_fn(x, threshold),
         "early_exit/concrete": lambda x: early(x, threshold),
     }
-    names = list(calls)
-    for name in names:  # warm-up
+    for name in calls:  # warm-up
         _time_call(calls[name], singles[0])
-    ms = {name: np.zeros((max(1, repeats), len(singles))) for name in names}
-    for r in range(max(1, repeats)):
-        for i, args in enumerate(singles):
-            for name in _rotated(names, r + i):
-                ms[name][r, i] = _time_call(calls[name], args) * 1e3
-    mean = {name: float(np.median(v, axis=0).mean()) for name, v in ms.items()}
+    per_image = _interleaved_per_image(calls, singles, max(1, repeats))
+    mean = {name: float(v.mean()) * 1e3 for name, v in per_image.items()}
     result: dict = {"images": len(singles)}
     for variant in ("full", "early_exit"):
         fn, cf = mean[f"{variant}/tf_function"], mean[f"{variant}/concrete"]
