@@ -1,7 +1,7 @@
 """Measure the real speed-up of early exit, and compare it with the cost model's promise.
 
     python -m helpers.benchmark MODEL [--data-dir DIR] [--threshold T] [--batch-size B]
-                                      [--precision float32|mixed_bfloat16] [--json]
+                                      [--precision float32|mixed_bfloat16] [--threads N] [--json]
 
 Three variants of the same model, each a ``tf.function`` with a fixed input
 signature (``helpers.inference.EarlyExitEngine``), timed through its concrete
@@ -52,6 +52,16 @@ rather than mixed into the speed-up.
 Accuracy: ``full`` uses the final classifier, ``all_exits`` reports the final
 output's accuracy (and every exit's), ``early_exit`` its own.
 
+How many threads TensorFlow may use changes the picture: by default it runs every
+operation on all cores, and the small operations early exit keeps (block 1, the
+first heads, batch size 1 above all) share out over the cores less well than the
+large convolutions of the plain network's middle blocks. ``--threads N`` (or
+``run_benchmark_with_threads``, which runs the benchmark in a fresh process) limits
+TensorFlow to N threads within and across operations, as a server running one
+single-threaded worker per core would; the result records the setting
+(``threads``). It can only be chosen before TensorFlow has run anything in the
+process.
+
 Timings mean something only on an otherwise idle machine: interleaving spreads the
 disturbance of other processes evenly over the variants but cannot remove it. The
 report records the system load average before and after the run.
@@ -98,6 +108,49 @@ def _load_average() -> float | None:
         return float(os.getloadavg()[0])
     except (AttributeError, OSError):
         return None
+
+
+def thread_settings() -> dict[str, int]:
+    """TensorFlow's thread settings in this process: ``intra_op`` and ``inter_op`` (0: its default, one per core)."""
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+def _check_threads(threads) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be an integer of at least 1, got {threads!r}")
+    return int(threads)
+
+
+def set_threads(threads: int) -> None:
+    """Let TensorFlow use ``threads`` threads within an operation and as many across operations.
+
+    Raises:
+        ValueError: ``threads`` is below 1, or TensorFlow has already run something in
+            this process with other settings (they are fixed once it has started: run
+            the benchmark in a fresh process, as ``run_benchmark_with_threads`` does).
+    """
+    threads = _check_threads(threads)
+    if thread_settings() == {"intra_op": threads, "inter_op": threads}:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise ValueError(
+            f"cannot limit TensorFlow to {threads} thread(s): it has already started in this process "
+            f"with {thread_settings()} (0: one per core); choose the threads in a fresh process "
+            "(python -m helpers.benchmark --threads N, or benchmark.run_benchmark_with_threads)"
+        ) from None
+
+
+def threads_line(threads: dict[str, int]) -> str:
+    """``threads`` of a result in words."""
+    if threads == {"intra_op": 0, "inter_op": 0}:
+        return "TensorFlow's default (one per core)"
+    def word(n: int) -> str:
+        return "default" if n == 0 else str(n)
+    return f"{word(threads['intra_op'])} within an operation, {word(threads['inter_op'])} across operations"
 
 
 CPUINFO = Path("/proc/cpuinfo")
@@ -509,6 +562,7 @@ def run_benchmark(
         "compute_dtypes": compute_dtypes(model),
         "cpu_count": os.cpu_count(),
         "cpu": cpu_description(),
+        "threads": thread_settings(),
         "load_average": {"before": load_before, "after": _load_average()},
         "variants": variants,
         "early_exit": {
@@ -529,6 +583,47 @@ def run_benchmark(
     }
     result["targets"] = check_targets(result)
     return result
+
+
+def _benchmark_in_this_process(model_ref: str, precision: str, threads: int, args: tuple, kwargs: dict) -> dict:
+    """``run_benchmark`` of a saved model with ``threads`` threads (the body of ``run_benchmark_with_threads``'s process)."""
+    set_threads(threads)  # first: TensorFlow has not run anything yet in this process
+    from helpers.inference import with_precision
+    from helpers.registry import load
+
+    model = with_precision(load(model_ref).model, precision)
+    return run_benchmark(model, *args, **kwargs)
+
+
+def run_benchmark_with_threads(
+    model_ref: str | os.PathLike, images: np.ndarray, labels: np.ndarray, threshold: float, threads: int,
+    precision: str = "float32", **kwargs,
+) -> dict:
+    """``run_benchmark`` in a fresh Python process whose TensorFlow uses ``threads`` threads.
+
+    TensorFlow fixes its thread pools when it starts, so a notebook (or any process
+    that has already run a model) cannot change them; this starts a new process
+    (``multiprocessing``'s *spawn*), limits its TensorFlow to ``threads`` threads within
+    and across operations (``set_threads``), loads the model there and benchmarks it
+    on the same images.
+
+    Args:
+        model_ref: a ``.keras`` file, a run folder or a reference model name
+            (``helpers.registry.load``): the model is loaded again in the new process.
+        images, labels, threshold: as for ``run_benchmark``.
+        threads: at least 1.
+        precision: dtype policy to run the model in (``helpers.inference.with_precision``).
+        **kwargs: the other arguments of ``run_benchmark`` (``repeats``, ``batch_size``, ...).
+
+    Returns:
+        ``run_benchmark``'s result; its ``threads`` records the setting.
+    """
+    import multiprocessing
+
+    threads = _check_threads(threads)
+    args = (np.asarray(images), np.asarray(labels), threshold)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_benchmark_in_this_process, (str(model_ref), precision, threads, args, kwargs))
 
 
 DISPATCH_IMAGES = 50
@@ -702,6 +797,8 @@ def format_report(result: dict) -> str:
             f"machine    {result.get('cpu_count')} CPUs, load average {load['before']:.2f} before, "
             f"{load['after']:.2f} after (timings need an otherwise idle machine)"
         )
+    if "threads" in result:
+        lines.append(f"threads    {threads_line(result['threads'])}")
     lines.append("")
     head = f"{'variant':<18}{'accuracy':>9}{'images/s':>11}{'speed-up':>10}{'lat. median':>13}{'p95':>8}{'mean':>8}{'speed-up':>10}"
     lines += [head, f"{'':<18}{'':>9}{'(batched)':>11}{'':>10}{'(ms, b=1)':>13}{'':>8}{'':>8}{'(b=1)':>10}", "-" * len(head)]
@@ -853,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fold", action="store_true",
                         help="run the batch normalisations as they are instead of folding them into the "
                         "convolutions (helpers.folding), to see what folding saves")
+    parser.add_argument("--threads", type=int,
+                        help="threads TensorFlow may use within and across operations (default: one per core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target is missed")
     args = parser.parse_args(argv)
@@ -871,11 +970,15 @@ def main(argv: list[str] | None = None) -> int:
                   "--latency-images": (args.latency_images, 1), "--warmup": (args.warmup, 0)}
         if args.max_images is not None:
             counts["--max-images"] = (args.max_images, 1)
+        if args.threads is not None:
+            counts["--threads"] = (args.threads, 1)
         for flag, (value, least) in counts.items():
             if value < least:
                 raise ValueError(f"{flag} must be at least {least}, got {value}")
         if args.threshold is not None:
             check_threshold(args.threshold)
+        if args.threads is not None:  # before TensorFlow runs anything
+            set_threads(args.threads)
         _log(f"loading {args.model} ...", True)
         loaded = load(args.model)
         threshold = args.threshold
@@ -946,6 +1049,32 @@ def summary_table(results: dict[str, dict]):
             "all_exits / parts": r["all_exits"]["parts"]["ratio"],
         }
     return pd.DataFrame(rows).T
+
+
+def relative_times_table(results: dict[str, dict]):
+    """The relative cost of reaching each exit, by MACs and as timed, for every benchmark result.
+
+    Args:
+        results: label -> ``run_benchmark`` result (the same model's exits in each).
+
+    Returns:
+        A pandas DataFrame, one column per exit, three rows per result (index
+        ``(label, measure)``): ``MACs`` (``helpers.cost``), and the timed parts'
+        ``measured, batch B`` and ``measured, batch 1`` (``measure_stages``).
+    """
+    import pandas as pd
+
+    rows, columns = {}, None
+    for label, r in results.items():
+        if columns is not None and r["exit_names"] != columns:
+            raise ValueError(f"{label!r} has other exits ({r['exit_names']}) than the first result ({columns})")
+        columns = r["exit_names"]
+        st = r["stage_times"]
+        rows[(label, "MACs")] = r["relative_costs"]
+        rows[(label, f"measured, batch {st['batched']['batch_size']}")] = st["batched"]["relative_times"]
+        rows[(label, "measured, batch 1")] = st["batch1"]["relative_times"]
+    index = pd.MultiIndex.from_tuples(list(rows), names=["result", "measure"])
+    return pd.DataFrame(list(rows.values()), index=index, columns=columns)
 
 
 TARGET_LABELS = {

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -23,10 +25,15 @@ from helpers.benchmark import (
     cpu_line,
     format_report,
     main,
+    relative_times_table,
     run_benchmark,
+    run_benchmark_with_threads,
+    set_threads,
     speedup_report,
     sweep_summary,
     targets_summary,
+    thread_settings,
+    threads_line,
 )
 from helpers.cost import relative_costs
 from helpers.evaluation import evaluate_threshold
@@ -225,6 +232,7 @@ def test_cli_without_data_is_a_clear_error(run_folder, monkeypatch, capsys):
     (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
     (["--max-images", "0"], "--max-images must be at least 1, got 0"),
     (["--threshold", "1.5"], "threshold must be a number in [0, 1], got 1.5"),
+    (["--threads", "0"], "--threads must be at least 1, got 0"),
 ])
 def test_cli_rejects_bad_settings_before_loading_anything(flags, message, tmp_path, capsys):
     # The model does not exist: a bad setting must be reported first, without loading or decoding.
@@ -369,3 +377,70 @@ def test_sweep_summary_splits_the_batch_sizes_where_early_exit_paid():
     ]
     with pytest.raises(ValueError, match="no batch sizes"):
         sweep_summary({"float32": sweep([1.0, 1.0, 1.0]).iloc[:0]})
+
+
+# ---------------------------------------------------------------------------- threads
+
+
+def test_threads_are_recorded_and_reported(result):
+    assert result["threads"] == thread_settings() == {"intra_op": 0, "inter_op": 0}  # this process: the default
+    assert "threads    TensorFlow's default (one per core)" in format_report(result)
+    assert threads_line({"intra_op": 1, "inter_op": 1}) == "1 within an operation, 1 across operations"
+    assert threads_line({"intra_op": 2, "inter_op": 0}) == "2 within an operation, default across operations"
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_set_threads_rejects_what_is_not_a_positive_integer(threads):
+    with pytest.raises(ValueError, match="threads must be an integer of at least 1"):
+        set_threads(threads)
+
+
+def test_threads_cannot_change_once_tensorflow_has_run(run_folder, flower_folder, capsys):
+    tf.constant(1.0) + 1.0  # TensorFlow has started in this process
+    with pytest.raises(ValueError, match="cannot limit TensorFlow to 1 thread"):
+        set_threads(1)
+    assert thread_settings() == {"intra_op": 0, "inter_op": 0}  # unchanged
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--threads", "1", *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot limit TensorFlow to 1 thread(s)") and "fresh process" in err[0]
+
+
+def test_cli_threads_in_a_fresh_process(run_folder, flower_folder, capsys):
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", *FAST]) == 0
+    here = json.loads(capsys.readouterr().out)
+    argv = [sys.executable, "-m", "helpers.benchmark", str(run_folder), "--data-dir", str(flower_folder),
+            "--json", "--threads", "1", *FAST]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    there = json.loads(done.stdout)
+    assert there["threads"] == {"intra_op": 1, "inter_op": 1}
+    # Same model, images and threshold: the same answers, however many threads computed them.
+    assert there["early_exit"]["exit_fractions"] == pytest.approx(here["early_exit"]["exit_fractions"])
+    for variant in VARIANTS:
+        assert there["variants"][variant]["accuracy"] == pytest.approx(here["variants"][variant]["accuracy"])
+
+
+def test_run_benchmark_with_threads_benchmarks_the_same_model_in_a_new_process(model, sample, result, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    images, labels = sample
+    other = run_benchmark_with_threads(path, images, labels, 0.6, threads=1, batch_size=16, repeats=1,
+                                       latency_images=6, progress=False)
+    assert other["threads"] == {"intra_op": 1, "inter_op": 1}
+    assert thread_settings() == {"intra_op": 0, "inter_op": 0}  # this process is left as it was
+    assert other["early_exit"]["exit_fractions"] == pytest.approx(result["early_exit"]["exit_fractions"])
+    for variant in VARIANTS:
+        assert other["variants"][variant]["accuracy"] == pytest.approx(result["variants"][variant]["accuracy"])
+    with pytest.raises(ValueError, match="threads must be an integer of at least 1, got 0"):
+        run_benchmark_with_threads(path, images, labels, 0.6, threads=0)
+
+
+def test_relative_times_table_lays_out_the_costs_of_each_result(result):
+    table = relative_times_table({"a": result, "b": result})
+    assert list(table.columns) == result["exit_names"]
+    assert list(table.index) == [(k, m) for k in ("a", "b") for m in ("MACs", "measured, batch 16", "measured, batch 1")]
+    assert table.loc[("b", "MACs")].tolist() == result["relative_costs"]
+    assert table.loc[("a", "measured, batch 1")].tolist() == result["stage_times"]["batch1"]["relative_times"]
+    other = result | {"exit_names": result["exit_names"][1:]}
+    with pytest.raises(ValueError, match="other exits"):
+        relative_times_table({"a": result, "c": other})
