@@ -560,7 +560,6 @@ def run_benchmark(
         "exit_names": engine.exit_names,
         "relative_costs": [float(c) for c in costs],
         "compute_dtypes": compute_dtypes(model),
-        "cpu_count": os.cpu_count(),
         "cpu": cpu_description(),
         "threads": thread_settings(),
         "load_average": {"before": load_before, "after": _load_average()},
@@ -794,7 +793,7 @@ def format_report(result: dict) -> str:
     load = result.get("load_average") or {}
     if load.get("before") is not None:
         lines.append(
-            f"machine    {result.get('cpu_count')} CPUs, load average {load['before']:.2f} before, "
+            f"machine    {(result.get('cpu') or {}).get('cores')} CPUs, load average {load['before']:.2f} before, "
             f"{load['after']:.2f} after (timings need an otherwise idle machine)"
         )
     if "threads" in result:

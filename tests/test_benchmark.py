@@ -141,6 +141,8 @@ def test_report_is_readable(result):
     text = format_report(result)
     assert "early_exit@0.6" in text and "engine efficiency" in text and "sum of its parts" in text
     assert f"cpu        {cpu_line(result['cpu'])}" in text.splitlines()
+    assert "cpu_count" not in result  # the cores are counted once, in result["cpu"]
+    assert any(line.startswith(f"machine    {result['cpu']['cores']} CPUs, load average") for line in text.splitlines())
 
 
 INTEL = """processor\t: 0
