@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         f"experiments default to ${data_lib.CIFAR10_ENV} or tfds",
     )
     parser.add_argument("--epochs", type=int, help="override the experiment's epochs")
-    parser.add_argument("--quick", action="store_true", help="tiny images, few images, 2 epochs")
+    parser.add_argument("--quick", action="store_true", help="few images per class, 2 epochs (same architecture and image size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--precision", choices=("auto", *PRECISIONS), default="auto",
