@@ -467,8 +467,10 @@ def run_benchmark(
             prediction is the same either way.
 
     Returns:
-        A JSON-ready dict: settings (``fold_batchnorm`` among them), ``exit_names``, ``relative_costs``,
-        ``compute_dtypes``; ``variants`` (per variant: ``accuracy``,
+        A JSON-ready dict: settings (``threshold``, ``num_images``, ``batch_size``,
+        ``fold_batchnorm``, ``repeats``, ``latency_images``), ``exit_names``, ``relative_costs``,
+        ``compute_dtypes``; the machine: ``cpu`` (``cpu_description``), ``threads``
+        (``thread_settings``), ``load_average`` (``before`` and ``after``); ``variants`` (per variant: ``accuracy``,
         ``throughput`` images/s, ``pass_seconds``, ``latency`` ms summary);
         ``early_exit`` (``exit_fractions``, ``batched`` and ``batch1`` speed-up
         reports from ``speedup_report``, ``median_latency_speedup``);

@@ -72,6 +72,12 @@ def test_speedup_report_arithmetic():
 
 
 def test_result_structure(result, model):
+    # the keys run_benchmark's docstring lists (the README points --json users there)
+    assert set(result) == {
+        "threshold", "num_images", "batch_size", "fold_batchnorm", "repeats", "latency_images", "exit_names",
+        "relative_costs", "compute_dtypes", "cpu", "threads", "load_average", "variants", "early_exit",
+        "all_exits", "stage_times", "dispatch", "targets",
+    }
     assert set(result["variants"]) == set(VARIANTS)
     for row in result["variants"].values():
         assert 0.0 <= row["accuracy"] <= 1.0
@@ -188,6 +194,8 @@ def test_cli_json(run_folder, flower_folder, capsys):
     assert out["num_images"] == 20 and out["precision"] == "float32"
     assert set(out["variants"]) == set(VARIANTS)
     assert out["fold_batchnorm"] is True
+    assert out["model"] == str(run_folder) and out["split"] == "all"  # the settings the README names
+    assert out["data_dir"] == str(flower_folder) and Path(out["model_path"]).is_file()
 
 
 def test_cli_no_fold_runs_the_model_as_it_is(run_folder, flower_folder, capsys):
