@@ -197,3 +197,14 @@ def test_vgg11_pool_heads_are_cheap():
     assert rel == sorted(rel)
     # The first exit costs block_1 and a tiny head: far below the plain network.
     assert rel[0] < 0.05
+
+
+def test_vgg11_exit_5_saves_no_backbone_work(vgg_conv):
+    # exit_5 reads block_5, the block the final classifier reads: once a sample reaches it the
+    # whole backbone has run, and leaving there saves only the final classifier's own layers.
+    costs = cost.exit_costs(vgg_conv)
+    exit_5, final = costs[-2], costs[-1]
+    assert exit_5.block == final.block == "block_5"
+    assert final.cumulative_macs - exit_5.cumulative_macs == final.head_macs
+    assert final.head_macs == 512 * 3 * 3 + 512 * 5  # GAP over 3x3x512, dense 512->5 weights (96 px, width 1)
+    assert final.relative_cost - exit_5.relative_cost < 1e-4
