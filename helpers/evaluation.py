@@ -207,6 +207,7 @@ def evaluate_threshold(
     costs: Sequence[float],
     threshold: float,
     rule: Rule = entropy_exit,
+    closed: Sequence[int] = (),
 ) -> dict:
     """Early-exit outcome at one threshold.
 
@@ -217,6 +218,9 @@ def evaluate_threshold(
         threshold: the exit rule's threshold (validated by the policy: a number in
             [0, 1], or an integer >= 1 for patience).
         rule: the exit rule or policy name.
+        closed: 0-based early exits where nobody leaves: their heads still run (the
+            costs stay as they are, and a stateful rule still sees their logits), but
+            a sample that would leave there goes on to the next open exit.
 
     Returns:
         A dict with ``threshold``, ``policy`` (name), ``accuracy``, ``relative_cost``
@@ -230,8 +234,20 @@ def evaluate_threshold(
     costs = np.asarray(costs, dtype=np.float64)
     if costs.shape != (logits.shape[1],):
         raise ValueError(f"need one cost per exit ({logits.shape[1]}), got {costs.shape}")
-    exit_index = first_exit(leave_mask(logits, threshold, policy.rule))
+    mask = leave_mask(logits, threshold, policy.rule)
+    mask[:, _closed_exits(closed, logits.shape[1])] = False
+    exit_index = first_exit(mask)
     return {"threshold": threshold, "policy": policy.name} | outcome(logits, labels, costs, exit_index)
+
+
+def _closed_exits(closed: Sequence[int], num_exits: int) -> list[int]:
+    """``closed`` as a list of early-exit indices, or ``ValueError`` (the final classifier cannot close)."""
+    closed = [int(j) for j in closed]
+    bad = [j for j in closed if not 0 <= j < num_exits - 1]
+    if bad:
+        raise ValueError(f"closed exits must be 0-based early exits (0 to {num_exits - 2}); "
+                         f"the final classifier always takes who is left, got {bad}")
+    return closed
 
 
 def sweep(
@@ -241,6 +257,7 @@ def sweep(
     thresholds: Sequence[float] | None = None,
     rule: Rule = entropy_exit,
     exit_names: Sequence[str] | None = None,
+    closed: Sequence[int] = (),
 ):
     """``evaluate_threshold`` for every threshold, as a pandas DataFrame.
 
@@ -250,6 +267,7 @@ def sweep(
             (``DEFAULT_THRESHOLDS`` for entropy, p = 1..E for patience).
         rule: the exit rule or policy name.
         exit_names: names for the ``frac_`` columns (default ``exit_1`` ...).
+        closed: early exits where nobody leaves (see ``evaluate_threshold``).
 
     Returns:
         Columns ``threshold``, ``accuracy``, ``relative_cost``, ``predicted_speedup``
@@ -264,7 +282,7 @@ def sweep(
     names = list(exit_names) if exit_names else [f"exit_{j + 1}" for j in range(e)]
     rows = []
     for t in thresholds:
-        r = evaluate_threshold(logits, labels, costs, t, policy)
+        r = evaluate_threshold(logits, labels, costs, t, policy, closed)
         row = {k: r[k] for k in ("threshold", "accuracy", "relative_cost", "predicted_speedup")}
         row |= {f"frac_{n}": f for n, f in zip(names, r["exit_fractions"], strict=True)}
         rows.append(row)
@@ -442,9 +460,47 @@ class Analysis:
         acc = exit_accuracies(*self._split(split))
         return {n: float(a) for n, a in zip(self.exit_names, acc, strict=True)}
 
-    def sweep(self, split: str = "test", thresholds: Sequence[float] | None = None, policy: Rule = "entropy"):
-        """``sweep`` on ``split`` with ``policy`` (default grid: the policy's)."""
-        return sweep(*self._split(split), self.costs, thresholds, policy, exit_names=self.exit_names)
+    def sweep(
+        self, split: str = "test", thresholds: Sequence[float] | None = None, policy: Rule = "entropy",
+        closed: Sequence[int] = (),
+    ):
+        """``sweep`` on ``split`` with ``policy`` (default grid: the policy's) and ``closed`` exits."""
+        return sweep(*self._split(split), self.costs, thresholds, policy, exit_names=self.exit_names, closed=closed)
+
+    def closed_exit_comparison(self, closed: Sequence[str], policy: Rule = "entropy"):
+        """The operating point with every exit open and with the exits ``closed`` (by name) letting nobody leave.
+
+        For each setting the threshold is chosen on validation as the published one is
+        (``choose_threshold`` with this analysis's ``tolerance`` and ``rule``), then
+        scored on validation and on test. A closed exit's head still runs and is still
+        counted, so the costs are those of the same network.
+
+        Returns:
+            A DataFrame indexed by ``every exit`` and ``without <names>``, with columns
+            ``threshold``, ``val_drop`` and ``test_drop`` (points below the final exit on
+            that split), ``val_relative_cost``, ``test_relative_cost``,
+            ``test_predicted_speedup`` and one ``test_frac_<exit>`` column per exit.
+        """
+        import pandas as pd
+
+        unknown = [n for n in closed if n not in self.exit_names[:-1]]
+        if unknown or not closed:
+            raise ValueError(f"name one or more early exits to close, from {self.exit_names[:-1]}; got {list(closed)}")
+        index = [self.exit_names.index(n) for n in closed]
+        rows = {}
+        for label, shut in (("every exit", []), (f"without {', '.join(closed)}", index)):
+            final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
+            t = choose_threshold(self.sweep("val", policy=policy, closed=shut), final["val"], self.tolerance, self.rule)
+            at = {s: evaluate_threshold(*self._split(s), self.costs, t, policy, shut) for s in ("val", "test")}
+            rows[label] = {
+                "threshold": t,
+                "val_drop": 100 * (final["val"] - at["val"]["accuracy"]),
+                "val_relative_cost": at["val"]["relative_cost"],
+                "test_drop": 100 * (final["test"] - at["test"]["accuracy"]),
+                "test_relative_cost": at["test"]["relative_cost"],
+                "test_predicted_speedup": at["test"]["predicted_speedup"],
+            } | {f"test_frac_{n}": float(f) for n, f in zip(self.exit_names, at["test"]["exit_fractions"], strict=True)}
+        return pd.DataFrame.from_dict(rows, orient="index")
 
     def operating_threshold(self, policy: Rule = "entropy") -> float | int:
         """The policy's operating threshold: ``threshold`` for entropy, else chosen on validation like it.

@@ -270,3 +270,56 @@ def test_networks_ensemble_accuracy_errors():
     other = _final_only("other", [[2, 0], [2, 0]])
     with pytest.raises(ValueError, match="other test images"):
         evaluation.networks_ensemble_accuracy([a, other])
+
+
+def test_a_closed_exit_sends_its_leavers_on_to_the_next_open_one():
+    # tau = 0.9 with exit_1 closed: samples 0 and 3 (sure at exit_1) and sample 1 (H = 0.811 at
+    # exit_2) leave at exit_2; sample 2 (uniform at exit_2) reaches the final exit.
+    r = evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 0.9, closed=[0])
+    np.testing.assert_array_equal(r["exit_index"], [1, 1, 2, 1])
+    np.testing.assert_array_equal(r["predictions"], [1, 1, 1, 1])
+    assert r["accuracy"] == 0.5
+    np.testing.assert_allclose(r["exit_fractions"], [0, 0.75, 0.25])
+    assert r["relative_cost"] == pytest.approx((0.6 + 0.6 + 1.1 + 0.6) / 4)
+    # tau = 0.5 with exit_2 closed: sample 0 still leaves at exit_1, sample 3 (which left at
+    # exit_2 with every exit open) now reaches the final exit, which gets it right.
+    r = evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 0.5, closed=[1])
+    np.testing.assert_array_equal(r["exit_index"], [0, 2, 2, 2])
+    assert r["accuracy"] == 0.75
+    assert r["relative_cost"] == pytest.approx((0.3 + 3 * 1.1) / 4)
+    nobody_closed = evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 0.5, closed=[])
+    np.testing.assert_array_equal(nobody_closed["exit_index"], [0, 2, 2, 1])
+
+
+@pytest.mark.parametrize("closed", [[2], [-1], [3]])
+def test_only_early_exits_can_close(closed):
+    with pytest.raises(ValueError, match="early exits"):
+        evaluation.evaluate_threshold(LOGITS, LABELS, COSTS, 0.5, closed=closed)
+
+
+def test_a_sweep_with_a_closed_exit_never_leaves_there():
+    table = evaluation.sweep(LOGITS, LABELS, COSTS, [0.0, 0.5, 0.9, 1.0], closed=[0])
+    assert (table["frac_exit_1"] == 0).all()
+    assert table["relative_cost"].min() == pytest.approx(0.6)  # tau = 1: everybody at exit_2
+
+
+def test_closed_exit_comparison_by_hand():
+    # Validation = test = the hand-made example (final exit 50 % right). Every exit open: every
+    # threshold keeps 50 % or more, so the stable rule walks down to tau = 1 (all leave at
+    # exit_1, cost 0.3). exit_1 closed: tau = 0.025 already sends samples 0 and 3 wrongly out
+    # at exit_2 (25 %), so the rule stops at tau = 0, where everybody reaches the final exit.
+    a = evaluation.Analysis("hand", ["exit_1", "exit_2", "final"], ["a", "b"], COSTS, LOGITS, LABELS, LOGITS,
+                            LABELS, 1.0, 0.01)
+    table = a.closed_exit_comparison(["exit_1"])
+    assert list(table.index) == ["every exit", "without exit_1"]
+    assert table.loc["every exit", "threshold"] == 1.0
+    assert table.loc["every exit", "test_relative_cost"] == pytest.approx(0.3)
+    assert table.loc["every exit", "test_drop"] == pytest.approx(0.0)
+    assert table.loc["without exit_1", "threshold"] == 0.0
+    assert table.loc["without exit_1", "val_relative_cost"] == pytest.approx(1.1)
+    assert table.loc["without exit_1", "test_frac_final"] == 1.0
+    assert table.loc["without exit_1", "test_frac_exit_1"] == 0.0
+    with pytest.raises(ValueError, match="early exits to close"):
+        a.closed_exit_comparison(["final"])
+    with pytest.raises(ValueError, match="early exits to close"):
+        a.closed_exit_comparison([])
