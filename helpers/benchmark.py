@@ -40,7 +40,9 @@ and each head) is also timed alone on one batch and at batch
 size 1 (``measure_stages``). Their cumulative sums give a measured relative cost of
 each exit, hence a second prediction and an ``engine_efficiency`` = measured /
 timed prediction. The same timings check that ``all_exits`` costs no more than the
-sum of its parts: every block runs once.
+sum of its parts: every block runs once. ``engine_overhead_by_exit`` breaks the
+engine's own share down at batch size 1: for an image leaving at each exit, the
+early-exit call against the straight computation of that exit.
 
 Calling a ``tf.function`` rather than its concrete function adds Python-side work
 to every call (matching the arguments to a trace), more for ``early_exit``'s two
@@ -669,6 +671,108 @@ def measure_dispatch(engine, singles: Sequence[tuple], threshold: tf.Tensor, rep
     return result
 
 
+def _straight_function(engine, upto: int) -> Callable:
+    """Concrete function: preprocessing, the blocks and every head up to output ``upto`` (0-based), no exit rule."""
+
+    @tf.function(input_signature=[engine.images_spec])
+    def straight(images: tf.Tensor) -> tf.Tensor:
+        x = engine.preprocess(images, training=False)
+        logits = []
+        for stage in engine.stages[: upto + 1]:
+            for block in stage.blocks:
+                x = block(x, training=False)
+            logits.append(tf.cast(stage.head(x, training=False), tf.float32))
+        return tf.stack(logits, axis=1)
+
+    return straight.get_concrete_function()
+
+
+def engine_overhead_by_exit(engine, images: np.ndarray, threshold: float, repeats: int = 50) -> dict:
+    """At batch size 1, what the engine adds to the work of the exit an image takes, exit by exit.
+
+    For the first image that leaves at each exit, ``early_exit`` is timed beside the
+    *straight* computation of that exit: preprocessing, the blocks and every head up to
+    it, in one function with no exit rule, no splitting of the batch and no
+    conditionals (the same work the timed parts add up to for that image). Their
+    difference is the engine's own work at batch size 1: the exit rule after every
+    head on the way, splitting the batch, the conditionals that skip the later stages,
+    putting the results back in order. The plain network (``full``) is timed alongside,
+    to compare with.
+
+    Args:
+        engine: an ``EarlyExitEngine``.
+        images: uint8 ``(N, H, W, 3)``; images are taken in order, the first to leave at each exit.
+        threshold: the exit rule's threshold.
+        repeats: interleaved rounds (order rotated); medians are reported.
+
+    Returns:
+        ``{"full_ms": ..., "exits": {name: {"image", "early_exit_ms", "straight_ms",
+        "overhead_ms"}}}`` for every exit that some image takes, in exit order.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    images = np.asarray(images)
+    engine.check_images(images[:1])
+    if not len(images):
+        raise ValueError("need at least one image")
+    t = tf.constant(engine.policy.check(threshold), tf.float32)
+    early = engine.concrete("early_exit")
+    exits = np.concatenate([early(tf.convert_to_tensor(images[i:i + 256]), t)["exit"].numpy()
+                            for i in range(0, len(images), 256)])
+    calls: dict[str, tuple[Callable, tuple]] = {}
+    taken: dict[str, int] = {}
+    for j, name in enumerate(engine.exit_names):
+        leaving = np.flatnonzero(exits == j + 1)
+        if not len(leaving):
+            continue
+        i = int(leaving[0])
+        x = tf.convert_to_tensor(images[i:i + 1])
+        taken[name] = i
+        calls[f"early_exit:{name}"] = (early, (x, t))
+        calls[f"straight:{name}"] = (_straight_function(engine, j), (x,))
+    calls["full"] = (engine.concrete("full"), (tf.convert_to_tensor(images[:1]),))
+    names = list(calls)
+    for name in names:  # warm-up
+        for _ in range(3):
+            _time_call(*calls[name])
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in _rotated(names, r):
+            seconds[name].append(_time_call(*calls[name]))
+    ms = {name: float(np.median(s)) * 1e3 for name, s in seconds.items()}
+    return {
+        "full_ms": ms["full"],
+        "exits": {
+            name: {"image": i, "early_exit_ms": ms[f"early_exit:{name}"], "straight_ms": ms[f"straight:{name}"],
+                   "overhead_ms": ms[f"early_exit:{name}"] - ms[f"straight:{name}"]}
+            for name, i in taken.items()
+        },
+    }
+
+
+
+def engine_overhead_table(result: dict):
+    """``engine_overhead_by_exit``'s result as a DataFrame, one row per exit taken.
+
+    Columns: ``early exit (ms)``, ``straight (ms)``, ``engine (ms)`` (their difference)
+    and ``engine / plain network`` (that difference over the plain network's time
+    at batch size 1).
+    """
+    import pandas as pd
+
+    rows = {
+        name: {
+            "early exit (ms)": r["early_exit_ms"],
+            "straight (ms)": r["straight_ms"],
+            "engine (ms)": r["overhead_ms"],
+            "engine / plain network": r["overhead_ms"] / result["full_ms"],
+        }
+        for name, r in result["exits"].items()
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "leaving at"
+    return table
+
 def batch_size_sweep(
     model,
     images: np.ndarray,
@@ -795,8 +899,8 @@ def format_report(result: dict) -> str:
     load = result.get("load_average") or {}
     if load.get("before") is not None:
         lines.append(
-            f"machine    {(result.get('cpu') or {}).get('cores')} CPUs, load average {load['before']:.2f} before, "
-            f"{load['after']:.2f} after (timings need an otherwise idle machine)"
+            f"load       average {load['before']:.2f} before, {load['after']:.2f} after "
+            "(timings need an otherwise idle machine)"
         )
     if "threads" in result:
         lines.append(f"threads    {threads_line(result['threads'])}")

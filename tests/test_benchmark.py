@@ -20,9 +20,12 @@ import tensorflow as tf
 from helpers import models
 from helpers.benchmark import (
     VARIANTS,
+    _straight_function,
     batch_size_sweep,
     cpu_description,
     cpu_line,
+    engine_overhead_by_exit,
+    engine_overhead_table,
     format_report,
     main,
     relative_times_table,
@@ -38,6 +41,7 @@ from helpers.benchmark import (
 from helpers.cost import relative_costs
 from helpers.evaluation import evaluate_threshold
 from helpers.folding import fold_batchnorm
+from helpers.inference import EarlyExitEngine
 
 FLOWERS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
@@ -148,7 +152,9 @@ def test_report_is_readable(result):
     assert "early_exit@0.6" in text and "engine efficiency" in text and "sum of its parts" in text
     assert f"cpu        {cpu_line(result['cpu'])}" in text.splitlines()
     assert "cpu_count" not in result  # the cores are counted once, in result["cpu"]
-    assert any(line.startswith(f"machine    {result['cpu']['cores']} CPUs, load average") for line in text.splitlines())
+    load = result["load_average"]
+    assert f"load       average {load['before']:.2f} before, {load['after']:.2f} after" in text
+    assert " CPUs, " not in text  # the cores are named once, on the cpu line
 
 
 INTEL = """processor\t: 0
@@ -454,3 +460,51 @@ def test_relative_times_table_lays_out_the_costs_of_each_result(result):
     other = result | {"exit_names": result["exit_names"][1:]}
     with pytest.raises(ValueError, match="other exits"):
         relative_times_table({"a": result, "c": other})
+
+
+def test_engine_overhead_by_exit_takes_the_first_image_leaving_at_each_exit(model, sample):
+    images, _ = sample
+    engine = EarlyExitEngine(model)
+    out = engine.predict(images, 0.05)
+    r = engine_overhead_by_exit(engine, images, 0.05, repeats=2)
+    taken = [name for j, name in enumerate(engine.exit_names) if (out["exit"] == j + 1).any()]
+    assert len(taken) >= 2  # at this threshold the spread model sends these images to two exits
+    assert list(r["exits"]) == taken  # every exit some image takes, in exit order
+    for name, row in r["exits"].items():
+        j = engine.exit_names.index(name)
+        assert row["image"] == int(np.flatnonzero(out["exit"] == j + 1)[0])
+        assert row["early_exit_ms"] > 0 and row["straight_ms"] > 0
+        assert row["overhead_ms"] == pytest.approx(row["early_exit_ms"] - row["straight_ms"])
+    assert r["full_ms"] > 0
+    json.dumps(r)
+
+
+def test_the_straight_path_computes_every_head_up_to_the_exit(model, sample):
+    images, _ = sample
+    engine = EarlyExitEngine(model)
+    x = tf.convert_to_tensor(images[:4])
+    every = engine.all_exits_fn(x).numpy()
+    for j in range(engine.num_outputs):
+        np.testing.assert_allclose(_straight_function(engine, j)(x).numpy(), every[:, : j + 1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"repeats": 0}, "repeats"),
+    ({"threshold": 1.5}, "threshold"),
+    ({"images": np.zeros((2, 8, 8, 3), np.uint8)}, "images must be"),
+    ({"images": np.zeros((0, 32, 32, 3), np.uint8)}, "at least one image"),
+])
+def test_engine_overhead_by_exit_rejects_bad_input(model, sample, kwargs, message):
+    args = {"images": sample[0][:4], "threshold": 0.6, "repeats": 1} | kwargs
+    with pytest.raises(ValueError, match=message):
+        engine_overhead_by_exit(EarlyExitEngine(model), **args)
+
+
+def test_engine_overhead_table_by_hand():
+    r = {"full_ms": 8.0, "exits": {"exit_1": {"image": 3, "early_exit_ms": 1.5, "straight_ms": 1.0, "overhead_ms": 0.5},
+                                   "final": {"image": 0, "early_exit_ms": 8.4, "straight_ms": 8.2, "overhead_ms": 0.2}}}
+    table = engine_overhead_table(r)
+    assert list(table.index) == ["exit_1", "final"]
+    assert table.loc["exit_1", "engine (ms)"] == 0.5
+    assert table.loc["exit_1", "engine / plain network"] == pytest.approx(0.5 / 8.0)
+    assert table.loc["final", "engine / plain network"] == pytest.approx(0.2 / 8.0)
