@@ -750,7 +750,6 @@ def engine_overhead_by_exit(engine, images: np.ndarray, threshold: float, repeat
     }
 
 
-
 def engine_overhead_table(result: dict):
     """``engine_overhead_by_exit``'s result as a DataFrame, one row per exit taken.
 
@@ -772,6 +771,7 @@ def engine_overhead_table(result: dict):
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "leaving at"
     return table
+
 
 def batch_size_sweep(
     model,

@@ -487,9 +487,9 @@ class Analysis:
         if unknown or not closed:
             raise ValueError(f"name one or more early exits to close, from {self.exit_names[:-1]}; got {list(closed)}")
         index = [self.exit_names.index(n) for n in closed]
+        final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
         rows = {}
         for label, shut in (("every exit", []), (f"without {', '.join(closed)}", index)):
-            final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
             t = choose_threshold(self.sweep("val", policy=policy, closed=shut), final["val"], self.tolerance, self.rule)
             at = {s: evaluate_threshold(*self._split(s), self.costs, t, policy, shut) for s in ("val", "test")}
             rows[label] = {
