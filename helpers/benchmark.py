@@ -715,10 +715,9 @@ def engine_overhead_by_exit(engine, images: np.ndarray, threshold: float, repeat
     engine.check_images(images[:1])
     if not len(images):
         raise ValueError("need at least one image")
+    exits = engine.predict(images, threshold)["exit"]
     t = tf.constant(engine.policy.check(threshold), tf.float32)
     early = engine.concrete("early_exit")
-    exits = np.concatenate([early(tf.convert_to_tensor(images[i:i + 256]), t)["exit"].numpy()
-                            for i in range(0, len(images), 256)])
     calls: dict[str, tuple[Callable, tuple]] = {}
     taken: dict[str, int] = {}
     for j, name in enumerate(engine.exit_names):
