@@ -676,13 +676,7 @@ def _straight_function(engine, upto: int) -> Callable:
 
     @tf.function(input_signature=[engine.images_spec])
     def straight(images: tf.Tensor) -> tf.Tensor:
-        x = engine.preprocess(images, training=False)
-        logits = []
-        for stage in engine.stages[: upto + 1]:
-            for block in stage.blocks:
-                x = block(x, training=False)
-            logits.append(tf.cast(stage.head(x, training=False), tf.float32))
-        return tf.stack(logits, axis=1)
+        return engine.logits_up_to(images, upto)
 
     return straight.get_concrete_function()
 

@@ -152,8 +152,8 @@ class EarlyExitEngine:
     - ``all_exits_fn(images)``: every head on the whole batch, float32 logits
       ``[N, E, K]`` (E outputs, final last); each block runs once.
 
-    The uncompiled builders ``early_exit``, ``full_logits`` and ``all_exit_logits``
-    can be called inside other ``tf.function``s (``helpers.export`` does).
+    The uncompiled builders ``early_exit``, ``full_logits``, ``all_exit_logits`` and
+    ``logits_up_to`` can be called inside other ``tf.function``s (``helpers.export`` does).
 
     Args:
         model: a multi-exit model from ``helpers.models`` (any dtype policy).
@@ -239,17 +239,28 @@ class EarlyExitEngine:
 
     def all_exit_logits(self, images: tf.Tensor) -> tf.Tensor:
         """Logits of every output on the whole batch: float32 ``[N, E, K]`` (final last)."""
+        return self._unless_empty(
+            images, lambda: self.logits_up_to(images, self.num_outputs - 1),
+            tf.zeros([0, self.num_outputs, self.num_classes]),
+        )
 
-        def compute() -> tf.Tensor:
-            x = self.preprocess(images, training=False)
-            logits = []
-            for stage in self.stages:
-                for block in stage.blocks:
-                    x = block(x, training=False)
-                logits.append(tf.cast(stage.head(x, training=False), tf.float32))
-            return tf.stack(logits, axis=1)  # (batch, exits, classes)
+    def logits_up_to(self, images: tf.Tensor, last: int) -> tf.Tensor:
+        """Logits of outputs ``0 .. last`` (0-based) on the whole batch: float32 ``[N, last + 1, K]``.
 
-        return self._unless_empty(images, compute, tf.zeros([0, self.num_outputs, self.num_classes]))
+        Preprocessing, then each stage's blocks and head in turn, stopping after output
+        ``last``: every block runs once, with no exit rule and no conditional. Unlike
+        ``all_exit_logits`` it does not guard against an empty batch (``helpers.benchmark``
+        times it as the straight computation of one exit).
+        """
+        if not 0 <= last < self.num_outputs:
+            raise ValueError(f"last must be an output index from 0 to {self.num_outputs - 1}, got {last!r}")
+        x = self.preprocess(images, training=False)
+        logits = []
+        for stage in self.stages[: last + 1]:
+            for block in stage.blocks:
+                x = block(x, training=False)
+            logits.append(tf.cast(stage.head(x, training=False), tf.float32))
+        return tf.stack(logits, axis=1)  # (batch, exits, classes)
 
     @staticmethod
     def _unless_empty(images: tf.Tensor, compute, empty):

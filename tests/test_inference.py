@@ -150,6 +150,17 @@ def test_full_and_all_exits_match_the_model(engine, images, logits):
     assert_allclose(engine.full_fn(images).numpy(), logits[:, -1], rtol=1e-5, atol=1e-5)
 
 
+def test_logits_up_to_stops_after_the_output_asked_for(engine, images, logits):
+    x = tf.convert_to_tensor(images[:5])
+    for last in range(engine.num_outputs):
+        got = engine.logits_up_to(x, last).numpy()
+        assert got.shape == (5, last + 1, engine.num_classes)
+        np.testing.assert_allclose(got, logits[:5, : last + 1], rtol=1e-5, atol=1e-5)
+    for bad in (-1, engine.num_outputs):
+        with pytest.raises(ValueError, match="output index"):
+            engine.logits_up_to(x, bad)
+
+
 def max_probability_exit(logits, threshold):
     """A custom rule: leave when the top class probability reaches ``threshold``."""
     return tf.reduce_max(tf.nn.softmax(logits, axis=-1), axis=-1) >= threshold
