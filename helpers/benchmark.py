@@ -64,6 +64,11 @@ single-threaded worker per core would; the result records the setting
 (``threads``). It can only be chosen before TensorFlow has run anything in the
 process.
 
+Two sweeps time early exit against the plain network beyond one setting:
+``batch_size_sweep`` at several batch sizes for one threshold, and
+``threshold_sweep`` at several thresholds for one batch size (with the accuracy each
+threshold gives on the images timed, which are for measuring, not for choosing).
+
 Timings mean something only on an otherwise idle machine: interleaving spreads the
 disturbance of other processes evenly over the variants but cannot remove it. The
 report records the system load average before and after the run.
@@ -836,6 +841,139 @@ def batch_size_sweep(
             "efficiency": early / full / predicted["predicted_speedup"],
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("batch_size")
+
+
+def threshold_sweep(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    thresholds: Sequence[float],
+    batch_size: int = 256,
+    repeats: int = 3,
+    rule: ExitRule = entropy_exit,
+    fold_batchnorm: bool = True,
+    progress: bool = True,
+):
+    """Measured and predicted speed-up of early exit at several thresholds, with the accuracy each gives.
+
+    The plain network and early exit at every threshold make one pass each over the
+    same ``images`` in batches of ``batch_size``, interleaved (order rotated every
+    round), ``repeats`` rounds after one untimed pass of each; medians. So the
+    trade-off that ``helpers.evaluation.sweep`` predicts from MACs is measured in time,
+    threshold by threshold, on one machine in one run.
+
+    The images are for measuring, not for choosing: a threshold that looks best here
+    was picked on the images it is scored on (the operating threshold tau* is chosen on
+    the validation split, ``helpers.evaluation.choose_threshold``).
+
+    Args:
+        model: a multi-exit model from ``helpers.models``, in the precision to measure.
+        images: uint8 ``(N, H, W, 3)`` at the model's input size.
+        labels: int ``(N,)`` true labels.
+        thresholds: the exit rule's thresholds (each in [0, 1]; duplicates dropped).
+        batch_size: images per call.
+        repeats: timed rounds.
+        rule: the exit rule of ``early_exit``.
+        fold_batchnorm: as for ``run_benchmark``.
+        progress: print progress to stderr.
+
+    Returns:
+        A pandas DataFrame indexed by ``threshold`` (ascending): ``accuracy`` of early
+        exit, ``full_accuracy`` (the plain network's, the same on every row),
+        ``drop_points`` (``100 * (full_accuracy - accuracy)``), ``early_exit_img_s`` and
+        ``full_img_s`` (throughput), ``measured_speedup`` (their ratio),
+        ``mean_relative_cost`` and ``predicted_speedup`` (of the exits taken, heads
+        included) and ``efficiency`` (measured / predicted).
+    """
+    import pandas as pd
+
+    from helpers.cost import relative_costs
+    from helpers.inference import EarlyExitEngine
+
+    taus = sorted({check_threshold(t) for t in thresholds})
+    images, labels = np.asarray(images), np.asarray(labels)
+    if len(images) == 0 or len(images) != len(labels):
+        raise ValueError(f"need at least one image and one label per image, got {len(images)} and {len(labels)}")
+    if not taus:
+        raise ValueError("need at least one threshold")
+    if batch_size < 1 or repeats < 1:
+        raise ValueError(f"batch_size and repeats must be at least 1, got {batch_size} and {repeats}")
+    engine = EarlyExitEngine(model, rule, fold_batchnorm=fold_batchnorm)
+    engine.check_images(images[:1])
+    costs = relative_costs(model)
+    batches = [(tf.convert_to_tensor(images[i:i + batch_size]),) for i in range(0, len(images), batch_size)]
+    full = engine.concrete("full")
+    full_accuracy = float(np.mean(np.concatenate([full(*b).numpy().argmax(-1) for b in batches]) == labels))
+    early_exit = engine.concrete("early_exit")
+
+    def at(t: tf.Tensor) -> Callable:
+        return lambda x: early_exit(x, t)
+
+    fns: dict[str, Callable] = {"full": full}
+    predicted = {}
+    for tau in taus:
+        out = engine.predict(images, tau, batch_size)
+        predicted[tau] = speedup_report(out["exit"], costs, 1.0) | {"accuracy": float(np.mean(out["label"] == labels))}
+        fns[f"early_exit@{tau}"] = at(tf.constant(tau, tf.float32))
+    _log(f"warm-up: one pass of the plain network and of early exit at {len(taus)} thresholds ...", progress)
+    for fn in fns.values():
+        _time_pass(fn, batches)
+    seconds = _interleaved_passes(fns, batches, repeats, progress, "threshold sweep")
+    full_rate = len(images) / float(np.median(seconds["full"]))
+    rows = {}
+    for tau in taus:
+        rate = len(images) / float(np.median(seconds[f"early_exit@{tau}"]))
+        p = predicted[tau]
+        rows[tau] = {
+            "accuracy": p["accuracy"],
+            "full_accuracy": full_accuracy,
+            "drop_points": 100 * (full_accuracy - p["accuracy"]),
+            "early_exit_img_s": rate,
+            "full_img_s": full_rate,
+            "measured_speedup": rate / full_rate,
+            "mean_relative_cost": p["mean_relative_cost"],
+            "predicted_speedup": p["predicted_speedup"],
+            "efficiency": rate / full_rate / p["predicted_speedup"],
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("threshold")
+
+
+def threshold_sweep_summary(sweep, operating: float | None = None, tolerance: float = 0.01) -> str:
+    """What a ``threshold_sweep`` says, as Markdown lines.
+
+    The range of the efficiency; at ``operating`` (tau*, if it is one of the rows) its
+    speed-ups and accuracy drop; and, among the thresholds whose accuracy on these
+    images stays within ``tolerance`` of the plain network's, the highest measured
+    speed-up, flagged as chosen on the images it is measured on.
+
+    Raises:
+        ValueError: the sweep has no rows, or ``operating`` is not one of its thresholds.
+    """
+    if len(sweep) == 0:
+        raise ValueError("the threshold sweep has no rows")
+    taus = sweep.index.to_numpy(dtype=float)
+    lines = [f"- efficiency (measured / predicted speed-up) {sweep['efficiency'].min():.2f} to "
+             f"{sweep['efficiency'].max():.2f} over {len(sweep)} thresholds from {taus.min():g} to {taus.max():g}."]
+    if operating is not None:
+        match = np.flatnonzero(np.isclose(taus, operating))
+        if not len(match):
+            raise ValueError(f"tau* {operating:g} is not one of the sweep's thresholds {taus.tolist()}")
+        row = sweep.iloc[match[0]]
+        lines.append(f"- at tau* = {operating:g} (chosen on validation): measured speed-up "
+                     f"{row['measured_speedup']:.2f}, predicted {row['predicted_speedup']:.2f}, "
+                     f"accuracy {abs(row['drop_points']):.1f} points {'below' if row['drop_points'] >= 0 else 'above'} "
+                     "the plain network's.")
+    close = sweep[[at_least(a, f - tolerance) for a, f in zip(sweep["accuracy"], sweep["full_accuracy"], strict=True)]]
+    if len(close):
+        best = close["measured_speedup"].idxmax()
+        row = close.loc[best]
+        lines.append(f"- within {100 * tolerance:g} point of the plain network on these same images, the highest "
+                     f"measured speed-up is {row['measured_speedup']:.2f}, at {best:g} (predicted "
+                     f"{row['predicted_speedup']:.2f}): a threshold picked on the images it is scored on, "
+                     "not an operating point.")
+    else:
+        lines.append(f"- no threshold of the sweep stays within {100 * tolerance:g} point of the plain network on these images.")
+    return "\n".join(lines)
 
 
 def check_targets(result: dict) -> dict:

@@ -990,3 +990,58 @@ def plot_batch_size_sweep(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
         _style(a, "both")
     fig.tight_layout()
     return fig
+
+
+def plot_threshold_sweep(sweep: pd.DataFrame, operating: float | None = None, tolerance: float = 0.01) -> Figure:
+    """Early exit measured against what its MACs predict, threshold by threshold.
+
+    Args:
+        sweep: a ``helpers.benchmark.threshold_sweep`` DataFrame.
+        operating: tau*, marked on both panels when given.
+        tolerance: accuracy below the plain network that the right panel shades
+            (one point by default).
+
+    Returns:
+        The figure. Left: the measured speed-up of early exit over the plain network
+        (solid) and the one the MACs of the exits taken predict (dashed), against the
+        threshold. Right: accuracy against speed-up, measured (solid) and predicted
+        (dashed), with the plain network's accuracy (dotted) and the band within
+        ``tolerance`` of it shaded: where the measured curve leaves the band is the
+        fastest early exit that keeps the plain network's accuracy on these images.
+    """
+    if len(sweep) == 0:
+        raise ValueError("the threshold sweep has no rows")
+    sweep = sweep.sort_index()
+    taus = sweep.index.to_numpy(dtype=float)
+    full = float(sweep["full_accuracy"].iloc[0])
+    fig, (ax, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax.plot(taus, sweep["measured_speedup"], marker="o", color="tab:blue", label="measured")
+    ax.plot(taus, sweep["predicted_speedup"], ls="--", color="tab:blue", label="predicted by MACs")
+    ax.axhline(1.0, color="grey", lw=1)
+    ax.set_xlabel("threshold τ")
+    ax.set_ylabel("speed-up of early exit over the plain network")
+    ax.set_ylim(bottom=0)
+    ax_acc.plot(sweep["measured_speedup"], sweep["accuracy"], marker="o", color="tab:blue", label="early exit, measured")
+    ax_acc.plot(sweep["predicted_speedup"], sweep["accuracy"], ls="--", color="tab:blue",
+                label="early exit, predicted by MACs")
+    ax_acc.axhline(full, color="grey", ls=":", lw=1.0, label=f"plain network: {full:.1%}")
+    ax_acc.axhspan(full - tolerance, full, color="grey", alpha=0.15, lw=0,
+                   label=f"within {100 * tolerance:g} point of it")
+    ax_acc.set_xlabel("speed-up over the plain network")
+    ax_acc.set_ylabel("accuracy")
+    _percent_axis(ax_acc)
+    if operating is not None:
+        match = np.flatnonzero(np.isclose(taus, operating))
+        if not len(match):
+            raise ValueError(f"tau* {operating:g} is not one of the sweep's thresholds {taus.tolist()}")
+        row = sweep.iloc[match[0]]
+        ax.axvline(operating, color="black", ls=":", lw=1.0)
+        ax.plot([operating], [row["measured_speedup"]], ls="none", marker="D", ms=8, color="tab:blue",
+                markeredgecolor="black", zorder=6, label=f"τ* = {operating:g}: {row['measured_speedup']:.2f}×")
+        ax_acc.plot([row["measured_speedup"]], [row["accuracy"]], ls="none", marker="D", ms=8, color="tab:blue",
+                    markeredgecolor="black", zorder=6, label=f"τ*: {row['accuracy']:.1%} at {row['measured_speedup']:.2f}×")
+    for a in (ax, ax_acc):
+        a.legend(frameon=False, fontsize=8)
+        _style(a, "both")
+    fig.tight_layout()
+    return fig

@@ -37,6 +37,8 @@ from helpers.benchmark import (
     targets_summary,
     thread_settings,
     threads_line,
+    threshold_sweep,
+    threshold_sweep_summary,
 )
 from helpers.cost import relative_costs
 from helpers.evaluation import evaluate_threshold
@@ -339,6 +341,77 @@ def test_batch_size_sweep_rejects_bad_settings(model, sample, kwargs, message):
     with pytest.raises(ValueError, match="at least one image"):
         batch_size_sweep(model, sample[0][:0], 0.6, progress=False)
 
+
+
+def test_threshold_sweep_measures_each_threshold_against_the_evaluate_everything_reference(model, sample):
+    images, labels = sample
+    sweep = threshold_sweep(model, images, labels, [0.6, 0.0, 1.0, 0.6], batch_size=16, repeats=1, progress=False)
+    assert list(sweep.index) == [0.0, 0.6, 1.0]  # sorted, each once
+    logits = np.stack([np.asarray(o) for o in fold_batchnorm(model)(images, training=False)], axis=1)
+    costs = relative_costs(model)
+    for tau, row in sweep.iterrows():
+        ref = evaluate_threshold(logits, labels, costs, tau)
+        assert row["accuracy"] == pytest.approx(ref["accuracy"])
+        assert row["predicted_speedup"] == pytest.approx(ref["predicted_speedup"])
+        assert row["mean_relative_cost"] == pytest.approx(ref["relative_cost"])
+    full = np.mean(logits[:, -1].argmax(-1) == labels)
+    assert np.allclose(sweep["full_accuracy"], full)
+    assert np.allclose(sweep["drop_points"], 100 * (full - sweep["accuracy"]))
+    # tau = 0: nobody leaves early, every head runs: predicted slower than the plain network
+    assert sweep.loc[0.0, "accuracy"] == pytest.approx(full) and sweep.loc[0.0, "predicted_speedup"] < 1
+    assert sweep.loc[1.0, "mean_relative_cost"] == pytest.approx(costs[0])  # tau = 1: everybody at exit 1
+    assert np.allclose(sweep["measured_speedup"], sweep["early_exit_img_s"] / sweep["full_img_s"])
+    assert np.allclose(sweep["efficiency"], sweep["measured_speedup"] / sweep["predicted_speedup"])
+    assert sweep["full_img_s"].nunique() == 1 and (sweep[["full_img_s", "early_exit_img_s"]] > 0).all().all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"thresholds": []}, "at least one threshold"),
+    ({"thresholds": [0.2, 1.5]}, "threshold"),
+    ({"repeats": 0}, "at least 1"),
+    ({"batch_size": 0}, "at least 1"),
+    ({"labels": np.zeros(3, int)}, "one label per image"),
+])
+def test_threshold_sweep_rejects_bad_settings(model, sample, kwargs, message):
+    images, labels = sample
+    with pytest.raises(ValueError, match=message):
+        threshold_sweep(model, **({"images": images, "labels": labels, "thresholds": [0.5]} | kwargs), progress=False)
+
+
+def _threshold_sweep_frame(rows):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["threshold", "accuracy", "measured_speedup", "predicted_speedup"])
+    frame = frame.set_index("threshold")
+    frame["full_accuracy"] = 0.830
+    frame["drop_points"] = 100 * (frame["full_accuracy"] - frame["accuracy"])
+    frame["efficiency"] = frame["measured_speedup"] / frame["predicted_speedup"]
+    return frame
+
+
+def test_threshold_sweep_summary_reads_the_rows():
+    sweep = _threshold_sweep_frame([
+        (0.2, 0.834, 1.30, 1.50),  # 0.4 points above
+        (0.4, 0.826, 1.80, 2.00),  # 0.4 below, tau*
+        (0.5, 0.820, 1.95, 2.20),  # exactly 1 point below: still within
+        (0.6, 0.790, 2.30, 2.50),  # 4 points below
+    ])
+    assert threshold_sweep_summary(sweep, operating=0.4).splitlines() == [
+        "- efficiency (measured / predicted speed-up) 0.87 to 0.92 over 4 thresholds from 0.2 to 0.6.",
+        "- at tau* = 0.4 (chosen on validation): measured speed-up 1.80, predicted 2.00, accuracy 0.4 points "
+        "below the plain network's.",
+        "- within 1 point of the plain network on these same images, the highest measured speed-up is 1.95, at "
+        "0.5 (predicted 2.20): a threshold picked on the images it is scored on, not an operating point.",
+    ]
+    assert "0.4 points above" in threshold_sweep_summary(sweep, operating=0.2)
+    assert len(threshold_sweep_summary(sweep).splitlines()) == 2  # no tau* line
+    far = _threshold_sweep_frame([(0.6, 0.790, 2.30, 2.50)])
+    assert threshold_sweep_summary(far).splitlines()[-1] == (
+        "- no threshold of the sweep stays within 1 point of the plain network on these images.")
+    with pytest.raises(ValueError, match="not one of the sweep's thresholds"):
+        threshold_sweep_summary(sweep, operating=0.45)
+    with pytest.raises(ValueError, match="no rows"):
+        threshold_sweep_summary(sweep.iloc[:0])
 
 
 def _targets(batched, batch1, speedup, close, ratio, batch_size=256) -> dict:

@@ -310,3 +310,29 @@ def test_batch_size_sweep_plots_measured_and_predicted_per_label():
     plt.close(fig)
     with pytest.raises(ValueError):
         plots.plot_batch_size_sweep({})
+
+
+def test_plot_threshold_sweep_draws_measured_and_predicted_and_the_band():
+    sweep = pd.DataFrame({"accuracy": [0.83, 0.84, 0.80], "measured_speedup": [1.8, 1.2, 2.3],
+                          "predicted_speedup": [2.0, 1.3, 2.6], "full_accuracy": [0.835] * 3},
+                         index=pd.Index([0.4, 0.1, 0.6], name="threshold"))  # unsorted on purpose
+    fig = plots.plot_threshold_sweep(sweep, operating=0.4)
+    ax, ax_acc = fig.axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["measured"].get_xdata()) == [0.1, 0.4, 0.6]  # sorted by threshold
+    assert list(lines["measured"].get_ydata()) == [1.2, 1.8, 2.3]
+    assert list(lines["predicted by MACs"].get_ydata()) == [1.3, 2.0, 2.6]
+    assert list(lines["τ* = 0.4: 1.80×"].get_ydata()) == [1.8]
+    acc = {line.get_label(): line for line in ax_acc.get_lines()}
+    assert list(acc["early exit, measured"].get_xdata()) == [1.2, 1.8, 2.3]
+    assert list(acc["early exit, predicted by MACs"].get_xdata()) == [1.3, 2.0, 2.6]
+    assert list(acc["early exit, measured"].get_ydata()) == [0.84, 0.83, 0.80]
+    assert list(acc["plain network: 83.5%"].get_ydata()) == [0.835, 0.835]
+    assert list(acc["τ*: 83.0% at 1.80×"].get_xdata()) == [1.8]
+    (band,) = [p for p in ax_acc.patches if p.get_label() == "within 1 point of it"]
+    assert band.get_y() == pytest.approx(0.825) and band.get_height() == pytest.approx(0.01)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="not one of the sweep's thresholds"):
+        plots.plot_threshold_sweep(sweep, operating=0.5)
+    with pytest.raises(ValueError, match="no rows"):
+        plots.plot_threshold_sweep(sweep.iloc[:0])
