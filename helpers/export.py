@@ -21,12 +21,15 @@ input size (the model's own preprocessing is inside):
   ``[N]``, ``exit`` int32 ``[N]`` (1-based, E is the final classifier) and
   ``probabilities`` float32 ``[N, K]``, computing for each image only the stages it
   needs (``helpers.inference.EarlyExitEngine``).
+- ``early_exit_per_exit``: the same with ``thresholds``, float32 ``[E - 1]``, one
+  threshold per early exit instead of one for all (for instance those that
+  ``helpers.budget.per_exit_thresholds_for_budget`` chooses; 0 closes an exit).
 
-All three run the network with its batch normalisations folded into the convolutions
+All four run the network with its batch normalisations folded into the convolutions
 before them (``helpers.folding``, as the engine does by default): the same function up
 to float32 rounding, one pass less over every activation map.
 
-The same three functions are attributes of the loaded object (``loaded.full(images)``
+The same four functions are attributes of the loaded object (``loaded.full(images)``
 ...). Non-trainable variables carry the metadata: ``class_names`` (tf.string ``[K]``),
 ``exit_names`` (tf.string ``[E]``) and ``default_threshold`` (float32, the model's
 chosen threshold if its metadata has one, else 0.5).
@@ -40,7 +43,8 @@ shape of inputs given to a loaded signature, and the convolutions and global
 pooling would silently run on the wrong size.) Images of another dtype are rejected
 by TensorFlow ("... expected to be a uint8 tensor but is a float tensor"). A
 threshold outside [0, 1] (or NaN) fails a graph assertion: ``InvalidArgumentError``
-whose message starts "threshold must be a number in [0, 1]".
+whose message starts "threshold must be a number in [0, 1]"; so does a ``thresholds``
+vector of the wrong length ("thresholds must hold one threshold per early exit").
 
 Errors on the command line (unknown model, existing output folder ...) print one
 line on stderr and exit with status 2.
@@ -57,7 +61,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-SIGNATURES = ("full", "all_exits", "early_exit")
+SIGNATURES = ("full", "all_exits", "early_exit", "early_exit_per_exit")
 PRECISION_CHOICES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -79,7 +83,7 @@ def _size_check(image_shape: Sequence[int]) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 class EarlyExitModule(tf.Module):
-    """The object written to the SavedModel: three tf.functions and the metadata variables.
+    """The object written to the SavedModel: four tf.functions and the metadata variables.
 
     Args:
         engine: a ``helpers.inference.EarlyExitEngine`` (its model's variables are
@@ -118,9 +122,17 @@ class EarlyExitModule(tf.Module):
         def early_exit(images: tf.Tensor, threshold: tf.Tensor) -> dict[str, tf.Tensor]:
             return engine.early_exit(checked(images), threshold)
 
+        # Any length passes the signature, as any image size does; the engine asserts E - 1.
+        thresholds_spec = tf.TensorSpec([None], tf.float32, name="thresholds")
+
+        @tf.function(input_signature=[images_spec, thresholds_spec])
+        def early_exit_per_exit(images: tf.Tensor, thresholds: tf.Tensor) -> dict[str, tf.Tensor]:
+            return engine.early_exit(checked(images), thresholds)
+
         self.full = full
         self.all_exits = all_exits
         self.early_exit = early_exit
+        self.early_exit_per_exit = early_exit_per_exit
         # Track the model's variables that the functions use (as keras.export does),
         # rather than the Keras model itself: the export holds plain TF objects only.
         seen: dict[int, tf.Variable] = {}
@@ -141,7 +153,7 @@ def export_saved_model(
     default_threshold: float = 0.5,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``model`` as a SavedModel with the ``full``, ``all_exits`` and ``early_exit`` signatures.
+    """Write ``model`` as a SavedModel with the ``full``, ``all_exits``, ``early_exit`` and ``early_exit_per_exit`` signatures.
 
     The SavedModel is written to a temporary folder beside ``out_dir`` and renamed,
     so an interrupted export never leaves half a model behind.
@@ -190,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(
         prog="python -m helpers.export",
-        description="Export a multi-exit model as a TensorFlow SavedModel with full, all_exits and "
-        "early_exit signatures (uint8 images in, preprocessing inside).",
+        description="Export a multi-exit model as a TensorFlow SavedModel with full, all_exits, "
+        "early_exit and early_exit_per_exit signatures (uint8 images in, preprocessing inside).",
     )
     parser.add_argument("model", metavar="MODEL", help="a .keras file, a run folder or a reference model name")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the SavedModel to")

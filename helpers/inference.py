@@ -149,6 +149,12 @@ class EarlyExitEngine:
       sample left with). Only the samples still undecided go through each stage.
     - ``full_fn(images)``: the plain network (backbone and final classifier, no exit
       heads), float32 logits ``[N, K]``.
+    - ``early_exit_per_exit_fn(images, thresholds)``: the same as ``early_exit_fn``
+      with one threshold per early exit, float32 ``[E - 1]`` (stateless rules only),
+      for instance the per-exit thresholds ``helpers.budget.per_exit_thresholds_for_budget``
+      chooses on validation. A threshold at which the rule never fires (0 for
+      entropy, 1 for max_prob) closes its exit: nobody leaves there, though its head
+      still runs for the samples that pass it.
     - ``all_exits_fn(images)``: every head on the whole batch, float32 logits
       ``[N, E, K]`` (E outputs, final last); each block runs once.
 
@@ -195,23 +201,28 @@ class EarlyExitEngine:
         self.num_classes = int(model.outputs[-1].shape[-1])
         self.images_spec = tf.TensorSpec([None, *self.image_shape], tf.uint8, name="images")
         self.threshold_spec = tf.TensorSpec([], tf.float32, name="threshold")
+        self.thresholds_spec = tf.TensorSpec([len(self.stages) - 1], tf.float32, name="thresholds")
         self.early_exit_fn = tf.function(self.early_exit, input_signature=[self.images_spec, self.threshold_spec])
+        self.early_exit_per_exit_fn = tf.function(
+            self.early_exit, input_signature=[self.images_spec, self.thresholds_spec]
+        )
         self.full_fn = tf.function(self.full_logits, input_signature=[self.images_spec])
         self.all_exits_fn = tf.function(self.all_exit_logits, input_signature=[self.images_spec])
         self._concrete: dict[str, object] = {}
 
     def concrete(self, variant: str):
-        """The concrete function of ``early_exit``, ``full`` or ``all_exits`` (traced on first use).
+        """The concrete function of ``early_exit``, ``early_exit_per_exit``, ``full`` or ``all_exits`` (traced on first use).
 
         It takes the same arguments and returns the same outputs as ``early_exit_fn``,
-        ``full_fn`` or ``all_exits_fn``, and skips the Python-side work of a
+        ``early_exit_per_exit_fn``, ``full_fn`` or ``all_exits_fn``, and skips the Python-side work of a
         ``tf.function`` call (matching the arguments to a trace): a fixed cost per
         call, larger for ``early_exit``'s two inputs and three outputs than for
         ``full``, that weighs at batch size 1 (notebook 03 measures it). The signatures
         of an export (``helpers.export``) are such concrete functions; ``__call__``,
         ``predict`` and ``helpers.benchmark`` call them.
         """
-        fns = {"early_exit": self.early_exit_fn, "full": self.full_fn, "all_exits": self.all_exits_fn}
+        fns = {"early_exit": self.early_exit_fn, "early_exit_per_exit": self.early_exit_per_exit_fn,
+               "full": self.full_fn, "all_exits": self.all_exits_fn}
         if variant not in fns:
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(fns)}")
         if variant not in self._concrete:
@@ -277,20 +288,34 @@ class EarlyExitEngine:
         Args:
             images: uint8 ``[N, H, W, 3]``.
             threshold: float32 scalar in the policy's range ([0, 1], or an integer
-                >= 1 for patience; checked by a graph assertion).
+                >= 1 for patience; checked by a graph assertion), or float32 ``[E - 1]``,
+                one threshold per early exit (stateless rules only; the length is
+                checked by a graph assertion too, as a loaded signature does not check
+                shapes).
 
         Returns:
             ``{"label": int32 [N], "exit": int32 [N] (1-based), "probabilities": float32 [N, K]}``.
         """
         threshold = tf.convert_to_tensor(threshold, tf.float32)
+        if threshold.shape.rank not in (0, 1):
+            raise ValueError(f"threshold must be a scalar or one value per early exit, got shape {threshold.shape}")
+        if threshold.shape.rank == 1:
+            if is_stateful(self.rule):
+                raise ValueError(f"per-exit thresholds need a stateless rule (entropy or max_prob), not {self.policy.name}")
+            length = tf.debugging.assert_equal(
+                tf.size(threshold), len(self.stages) - 1,
+                message=f"thresholds must hold one threshold per early exit ({len(self.stages) - 1})",
+            )
+            with tf.control_dependencies([length]):  # before any exit reads its threshold
+                threshold = tf.identity(threshold)
         if self.policy.integer:
             tf.debugging.Assert(
-                tf.logical_and(threshold >= 1.0, tf.equal(threshold, tf.round(threshold))),
+                tf.reduce_all(tf.logical_and(threshold >= 1.0, tf.equal(threshold, tf.round(threshold)))),
                 ["patience must be an integer >= 1, got", threshold],
             )
         else:
             tf.debugging.Assert(
-                tf.logical_and(threshold >= 0.0, threshold <= 1.0),
+                tf.reduce_all(tf.logical_and(threshold >= 0.0, threshold <= 1.0)),
                 ["threshold must be a number in [0, 1], got", threshold],
             )
         n = tf.shape(images)[0]
@@ -331,10 +356,11 @@ class EarlyExitEngine:
         logits = tf.cast(stage.head(x, training=False), tf.float32)  # (remaining, classes)
         if j == len(self.stages) - 1:  # the final classifier takes everybody left
             return [index, logits]
+        here = threshold[j] if threshold.shape.rank == 1 else threshold  # this exit's threshold
         if is_stateful(self.rule):
-            leave, state = self.rule.step(logits, threshold, state)
+            leave, state = self.rule.step(logits, here, state)
         else:
-            leave = self.rule(logits, threshold)
+            leave = self.rule(logits, here)
         leave = tf.reshape(tf.cast(leave, tf.int32), [-1])  # 1: leaves here
         stay_index, leave_index = tf.dynamic_partition(index, leave, 2)
         _, leave_logits = tf.dynamic_partition(logits, leave, 2)
@@ -354,19 +380,47 @@ class EarlyExitEngine:
     # ------------------------------------------------------------------ eager entry points
 
     def __call__(self, images, threshold) -> dict[str, tf.Tensor]:
-        """Run ``early_exit_fn`` on one batch (through its concrete function).
+        """Run ``early_exit_fn`` (or ``early_exit_per_exit_fn``) on one batch, through its concrete function.
 
         Args:
             images: uint8 ``[N, H, W, 3]`` (array or tensor).
             threshold: a number in the policy's range (validated with
-                ``ExitPolicy.check``) or a float32 scalar tensor.
+                ``ExitPolicy.check``), a sequence of such numbers, one per early exit
+                (``check_thresholds``), or a float32 tensor of either shape.
 
         Returns:
             The dict of tensors described in ``early_exit``.
         """
+        variant, threshold = self._threshold_argument(threshold)
+        return self.concrete(variant)(self.check_images(images), threshold)
+
+    def check_thresholds(self, thresholds) -> list[float]:
+        """One threshold per early exit, each validated with ``ExitPolicy.check``.
+
+        Raises:
+            ValueError: not ``E - 1`` numbers, a number outside the policy's range, or a
+                stateful rule (patience), for which per-exit thresholds are not defined.
+        """
+        if is_stateful(self.rule):
+            raise ValueError(f"per-exit thresholds need a stateless rule (entropy or max_prob), not {self.policy.name}")
+        values = list(np.ravel(np.asarray(thresholds, dtype=np.float64)))
+        early = len(self.stages) - 1
+        if np.ndim(thresholds) != 1 or len(values) != early:
+            raise ValueError(
+                f"need one threshold per early exit ({early}, for {', '.join(self.exit_names[:-1])}), "
+                f"got {np.shape(thresholds)}"
+            )
+        return [float(self.policy.check(v)) for v in values]
+
+    def _threshold_argument(self, threshold) -> tuple[str, tf.Tensor]:
+        """``(variant, float32 tensor)``: ``early_exit`` for one threshold, ``early_exit_per_exit`` for one per early exit."""
         if not tf.is_tensor(threshold):
-            threshold = self.policy.check(threshold)
-        return self.concrete("early_exit")(self.check_images(images), tf.cast(threshold, tf.float32))
+            if np.ndim(threshold) == 0:
+                threshold = self.policy.check(threshold)
+            else:
+                threshold = self.check_thresholds(threshold)
+        threshold = tf.cast(threshold, tf.float32)
+        return ("early_exit" if threshold.shape.rank == 0 else "early_exit_per_exit"), threshold
 
     def check_images(self, images) -> tf.Tensor:
         """``images`` as a tensor, or ``ValueError`` unless they are uint8 ``[N, H, W, 3]`` at the input size."""
@@ -380,25 +434,27 @@ class EarlyExitEngine:
             )
         return tf.convert_to_tensor(images)
 
-    def predict(self, images: np.ndarray, threshold: float, batch_size: int = 256) -> dict[str, np.ndarray]:
+    def predict(
+        self, images: np.ndarray, threshold: float | Sequence[float], batch_size: int = 256
+    ) -> dict[str, np.ndarray]:
         """Early-exit inference on a large array, ``batch_size`` images at a time.
 
         Args:
             images: uint8 ``(N, H, W, 3)`` at the model's input size.
-            threshold: the exit rule's threshold, in the policy's range.
+            threshold: the exit rule's threshold, in the policy's range, or a sequence
+                of them, one per early exit (``check_thresholds``).
             batch_size: images per call of the compiled function.
 
         Returns:
             ``{"label": int32 (N,), "exit": int32 (N,), "probabilities": float32 (N, K)}``.
         """
-        threshold = self.policy.check(threshold)
+        variant, t = self._threshold_argument(threshold)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         images = np.asarray(images)
         self.check_images(images[:0])
         parts: dict[str, list[np.ndarray]] = {k: [] for k in OUTPUT_KEYS}
-        t = tf.constant(threshold, tf.float32)
-        early_exit = self.concrete("early_exit")
+        early_exit = self.concrete(variant)
         for start in range(0, len(images), batch_size):
             out = early_exit(tf.convert_to_tensor(images[start:start + batch_size]), t)
             for k in OUTPUT_KEYS:

@@ -20,6 +20,7 @@ from helpers.inference import EarlyExitEngine
 
 CLASS_NAMES = ["daisy", "dandelion", "roses"]
 THRESHOLDS = (0.0, 0.6, 0.9)
+PER_EXIT = ((0.0, 0.0, 0.3, 0.6, 0.9), (0.0, 0.5, 0.35, 0.0, 0.0))  # several exits each, exits closed (0)
 
 # Runs in a fresh interpreter: TensorFlow only, never this repository's code.
 RELOAD_SCRIPT = textwrap.dedent(
@@ -56,12 +57,16 @@ RELOAD_SCRIPT = textwrap.dedent(
         ee = loaded.signatures["early_exit"](images=images, threshold=tf.constant(t, tf.float32))
         for key, value in ee.items():
             out[f"early_exit_{t}_{key}"] = value.numpy()
+    for i, ts in enumerate(PER_EXIT):
+        ee = loaded.signatures["early_exit_per_exit"](images=images, thresholds=tf.constant(ts, tf.float32))
+        for key, value in ee.items():
+            out[f"per_exit_{i}_{key}"] = value.numpy()
     out["foreign_modules"] = np.array(sorted(
         (keras_modules() - before) | {m for m in sys.modules if m.split(".")[0] == "helpers"}
     ), dtype=str)
     np.savez(outputs, **out)
     """
-).replace("THRESHOLDS", repr(THRESHOLDS))
+).replace("THRESHOLDS", repr(THRESHOLDS)).replace("PER_EXIT", repr(PER_EXIT))
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +131,14 @@ def test_reloaded_export_equals_the_in_memory_model(model, images, exported, tmp
         assert out[f"early_exit_{t}_label"].dtype == np.int32
         exits_seen |= set(expected["exit"].tolist())
     assert len(exits_seen) >= 3, "the thresholds should send samples to several exits"
+    for i, ts in enumerate(PER_EXIT):
+        expected = engine.predict(images, list(ts))
+        for key in ("exit", "label"):
+            assert_array_equal(out[f"per_exit_{i}_{key}"], expected[key])
+        assert_allclose(out[f"per_exit_{i}_probabilities"], expected["probabilities"], rtol=1e-5, atol=1e-6)
+        assert len(np.unique(expected["exit"])) >= 3, "the per-exit thresholds should send samples to several exits"
+        for t in set(ts):  # and where no single threshold does
+            assert not np.array_equal(expected["exit"], engine.predict(images, t)["exit"])
 
 
 def test_wrong_image_size_gives_a_clear_error(exported):
@@ -137,6 +150,12 @@ def test_wrong_image_size_gives_a_clear_error(exported):
         loaded.early_exit(wrong, tf.constant(0.5))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"threshold must be a number in \[0, 1\]"):
         loaded.signatures["early_exit"](images=tf.zeros([2, 32, 32, 3], tf.uint8), threshold=tf.constant(2.0))
+    per_exit = loaded.signatures["early_exit_per_exit"]
+    for wrong_length in ([0.5] * 4, [0.5] * 6, []):  # the model has 5 early exits
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"one threshold per early exit \(5\)"):
+            per_exit(images=tf.zeros([2, 32, 32, 3], tf.uint8), thresholds=tf.constant(wrong_length, tf.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"threshold must be a number in \[0, 1\]"):
+        per_exit(images=tf.zeros([2, 32, 32, 3], tf.uint8), thresholds=tf.constant([0.5, 0.5, 0.5, 0.5, 1.5]))
 
 
 def test_empty_batch(exported):
@@ -180,7 +199,7 @@ def test_cli_errors_are_one_line(run_folder, exported, capsys, argv_tail, messag
 def test_cli_precision_option(run_folder, tmp_path, capsys):
     out = tmp_path / "bf16"
     assert main([str(run_folder), str(out), "--precision", "mixed_bfloat16"]) == 0
-    assert "signatures full, all_exits, early_exit" in capsys.readouterr().out
+    assert "signatures full, all_exits, early_exit, early_exit_per_exit" in capsys.readouterr().out
     loaded = tf.saved_model.load(str(out))
     logits = loaded.signatures["full"](images=tf.zeros([1, 32, 32, 3], tf.uint8))["logits"]
     assert logits.dtype == tf.float32

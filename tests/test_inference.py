@@ -21,7 +21,7 @@ from helpers import models
 from helpers.calibration import softmax
 from helpers.evaluation import evaluate_threshold
 from helpers.inference import OUTPUT_KEYS, EarlyExitEngine, build_stages, compute_dtypes, with_precision
-from helpers.policies import first_exit, leave_mask
+from helpers.policies import first_exit, leave_mask, leave_mask_per_exit
 
 THRESHOLDS = (0.0, 0.3, 0.6, 0.9, 1.0)
 
@@ -189,6 +189,53 @@ def test_threshold_is_validated(engine, images):
         engine.predict(images, float("nan"))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"threshold must be a number in \[0, 1\]"):
         engine(images, tf.constant(-0.1))
+
+
+PER_EXIT = [(0.9, 0.0, 0.6, 0.3, 0.0), (0.0, 0.0, 0.0, 0.0, 0.9), (0.3, 0.6, 0.9, 1.0, 0.5)]
+
+
+@pytest.mark.parametrize("thresholds", PER_EXIT)
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_per_exit_thresholds_match_the_reference(model, engine, images, logits, thresholds, batch_size):
+    from helpers.budget import evaluate_per_exit
+    from helpers.cost import relative_costs
+
+    out = engine.predict(images, list(thresholds), batch_size=batch_size)
+    exit_index = first_exit(leave_mask_per_exit(logits, thresholds))
+    assert_array_equal(out["exit"], exit_index + 1)
+    assert len(np.unique(out["exit"])) >= 2, "every sample at one exit: the case would test little"
+    chosen = logits[np.arange(len(images)), exit_index]
+    assert_array_equal(out["label"], chosen.argmax(-1))
+    assert_allclose(out["probabilities"], softmax(chosen), rtol=1e-5, atol=1e-6)
+    ref = evaluate_per_exit(logits, np.zeros(len(images), np.int32), relative_costs(model), thresholds)
+    assert_array_equal(out["exit"] - 1, ref["exit_index"])
+    for j, t in enumerate(thresholds):  # a threshold of 0 closes its exit: nobody leaves there
+        if t == 0.0:
+            assert not (out["exit"] == j + 1).any()
+    assert engine.early_exit_per_exit_fn.experimental_get_tracing_count() <= 1  # one trace for every batch size
+
+
+def test_equal_per_exit_thresholds_are_the_single_threshold(engine, images):
+    for t in (0.3, 0.6):
+        single, per_exit = engine.predict(images, t), engine.predict(images, [t] * (engine.num_outputs - 1))
+        for k in OUTPUT_KEYS:
+            assert_array_equal(per_exit[k], single[k])
+    out = engine(images, tf.constant([0.6] * (engine.num_outputs - 1)))  # a tensor picks the function by its shape
+    assert_array_equal(out["exit"].numpy(), engine.predict(images, 0.6)["exit"])
+
+
+def test_per_exit_thresholds_are_validated(model, engine, images):
+    early = engine.num_outputs - 1
+    with pytest.raises(ValueError, match=rf"need one threshold per early exit \({early}, for exit_1, "):
+        engine.predict(images, [0.5] * (early + 1))
+    with pytest.raises(ValueError, match="one threshold per early exit"):
+        engine(images, [[0.5] * early])
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\]"):
+        engine.predict(images, [0.5] * (early - 1) + [1.5])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"threshold must be a number in \[0, 1\]"):
+        engine(images, tf.constant([0.5] * (early - 1) + [-0.1]))
+    with pytest.raises(ValueError, match="need a stateless rule"):
+        EarlyExitEngine(model, rule="patience").predict(images, [2] * early)
 
 
 def test_images_are_validated(engine, images):
