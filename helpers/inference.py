@@ -154,7 +154,8 @@ class EarlyExitEngine:
       for instance the per-exit thresholds ``helpers.budget.per_exit_thresholds_for_budget``
       chooses on validation. A threshold at which the rule never fires (0 for
       entropy, 1 for max_prob) closes its exit: nobody leaves there, though its head
-      still runs for the samples that pass it.
+      still runs for the samples that pass it. To leave a head out altogether, give
+      the engine ``helpers.models.select_exits(model, kept)``.
     - ``all_exits_fn(images)``: every head on the whole batch, float32 logits
       ``[N, E, K]`` (E outputs, final last); each block runs once.
 

@@ -297,3 +297,63 @@ def same_backbone(model: keras.Model, donor: keras.Model) -> bool:
         for layer, source in pairs
         for a, b in zip(layer.get_weights(), source.get_weights(), strict=True)
     )
+
+
+def select_exits(model: keras.Model, exits: Sequence[str | int]) -> keras.Model:
+    """The same network with only some of its early exits: the others' heads are gone.
+
+    Deploying a subset of the exits is not the same as letting nobody leave at the
+    others (a threshold of 0 with the entropy rule): a closed exit's head still runs
+    for every sample that reaches it, while here it is not part of the network at
+    all, so ``helpers.cost`` does not count it and ``helpers.inference`` never runs it.
+
+    The result shares its layers (and weights) with ``model``; its outputs are the kept
+    early exits, in backbone order, then ``final``, under their original names
+    (``exit_2`` stays ``exit_2``). Numbering is the new model's own: for
+    ``helpers.inference.EarlyExitEngine`` and an export of it, exit 1 is its first
+    output, whatever its name (``exit_names`` maps one to the other).
+
+    Args:
+        model: a multi-exit model of ``helpers.models`` or ``helpers.resnet``.
+        exits: the early exits to keep, by output name (``"exit_2"``) or 1-based number
+            (``2``) among ``model``'s outputs; empty keeps the final classifier only.
+
+    Raises:
+        ValueError: an exit is unknown, is the final classifier (always kept) or is given twice.
+    """
+    names = output_names(model)
+    early = names[:-1]
+    chosen = []
+    for e in exits:
+        if isinstance(e, (int, np.integer)) and not isinstance(e, bool):
+            if not 1 <= e <= len(names):
+                raise ValueError(f"exit number {e} is out of range: {model.name!r} has outputs 1 to {len(names)} ({', '.join(names)})")
+            name = names[e - 1]
+        elif isinstance(e, str):
+            name = e
+        else:
+            raise ValueError(f"exits are output names or 1-based numbers, got {e!r}")
+        if name == names[-1]:
+            raise ValueError(f"{name!r} is the final classifier, which every model keeps; name early exits only")
+        if name not in early:
+            raise ValueError(f"unknown exit {name!r}; the early exits of {model.name!r} are: {', '.join(early) or 'none'}")
+        if name in chosen:
+            raise ValueError(f"exit {name!r} is given twice")
+        chosen.append(name)
+    kept = [i for i, n in enumerate(early) if n in chosen] + [len(names) - 1]
+    suffix = "_".join(n.split("_")[-1] for n in (early[i] for i in kept[:-1])) or "none"
+    return keras.Model(model.inputs, [model.outputs[i] for i in kept], name=f"{model.name}_exits_{suffix}")
+
+
+def parse_exits(text: str) -> list[str | int]:
+    """A command line's ``--exits`` value: comma-separated output names or 1-based numbers.
+
+    ``"2,3,exit_4"`` gives ``[2, 3, "exit_4"]``; ``""`` or ``"none"`` keeps no early exit.
+    ``select_exits`` checks them against the model.
+    """
+    parts = [p.strip() for p in text.split(",")]
+    if parts in ([""], ["none"]):
+        return []
+    if "" in parts:
+        raise ValueError(f"--exits takes comma-separated exit names or numbers (like 2,3,4), got {text!r}")
+    return [int(p) if p.isdigit() else p for p in parts]

@@ -208,3 +208,17 @@ def test_vgg11_exit_5_saves_no_backbone_work(vgg_conv):
     assert final.cumulative_macs - exit_5.cumulative_macs == final.head_macs
     assert final.head_macs == 512 * 3 * 3 + 512 * 5  # GAP over 3x3x512, dense 512->5 weights (96 px, width 1)
     assert final.relative_cost - exit_5.relative_cost < 1e-4
+
+
+def test_a_removed_head_is_not_counted(hand):
+    # Without exit_1 (models.select_exits) its head is not in the network: exit_2 and the
+    # final classifier cost EXIT_1 less than with it, and the plain network is unchanged.
+    without = models.select_exits(hand, ["exit_2"])
+    assert cost.plain_macs(without) == PLAIN
+    assert [c.cumulative_macs for c in cost.exit_costs(without)] == [
+        CUMULATIVE["exit_2"] - EXIT_1, CUMULATIVE["final"] - EXIT_1,
+    ]
+    assert [c.cumulative_macs for c in cost.exit_costs(models.select_exits(hand, [1]))] == [
+        CUMULATIVE["exit_1"], CUMULATIVE["final"] - EXIT_2,
+    ]
+    assert cost.relative_costs(models.select_exits(hand, [])) == [1.0]

@@ -303,3 +303,20 @@ def test_results_come_back_in_input_order(engine, images):
         for key in ("label", "exit"):
             assert_array_equal(shuffled[key], out[key][order])
         assert_allclose(shuffled["probabilities"], out["probabilities"][order], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("keep", [[2, 4], ["exit_1", "exit_5"], [3]])
+def test_a_subset_of_exits_matches_the_reference_on_those_exits(model, images, keep):
+    # Removing heads (models.select_exits) gives the reference computed on the kept exits'
+    # logits alone: the engine's exit numbers count the kept outputs.
+    kept = models.select_exits(model, keep)
+    engine = EarlyExitEngine(kept)
+    assert engine.exit_names == kept.output_names
+    columns = [model.output_names.index(n) for n in kept.output_names]
+    logits = all_logits(EarlyExitEngine(model).model, images)[:, columns]
+    assert_allclose(engine.all_exits_fn(images).numpy(), logits, rtol=1e-5, atol=1e-5)
+    for t in THRESHOLDS:
+        assert_matches_reference(engine.predict(images, t, batch_size=50), logits, t)
+    per_exit = [0.3, 0.6, 0.9][: len(keep)]
+    out = engine.predict(images, per_exit, batch_size=50)
+    assert_array_equal(out["exit"], first_exit(leave_mask_per_exit(logits, per_exit)) + 1)

@@ -239,3 +239,37 @@ def test_save_and_load_roundtrip(tiny_model, tmp_path):
     assert models.exit_positions(loaded) == models.exit_positions(tiny_model)
     for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_select_exits_keeps_the_outputs_asked_for_and_drops_the_other_heads(tiny_model, tiny_images):
+    kept = models.select_exits(tiny_model, [4, "exit_2"])  # any order, names or numbers
+    assert kept.output_names == ["exit_2", "exit_4", "final"]
+    assert models.exit_positions(kept) == {"exit_2": "block_2", "exit_4": "block_4", "final": "block_5"}
+    layer_names = {layer.name for layer in kept.layers}
+    assert {"exit_1", "exit_3", "exit_5"}.isdisjoint(layer_names) and {"exit_2", "exit_4"} <= layer_names
+    full = tiny_model(tiny_images.images, training=False)
+    for name, out in zip(kept.output_names, kept(tiny_images.images, training=False), strict=True):
+        np.testing.assert_array_equal(out, full[tiny_model.output_names.index(name)])
+    assert kept.get_layer("block_3") is tiny_model.get_layer("block_3")  # shared, not copied
+    assert models.select_exits(tiny_model, []).output_names == ["final"]
+
+
+@pytest.mark.parametrize(("exits", "message"), [
+    ([6], "is the final classifier"),
+    (["final"], "is the final classifier"),
+    ([0], "out of range"),
+    ([7], "out of range"),
+    (["exit_9"], "unknown exit 'exit_9'"),
+    ([2, "exit_2"], "given twice"),
+    ([2.0], "names or 1-based numbers"),
+])
+def test_select_exits_rejects_bad_exits(tiny_model, exits, message):
+    with pytest.raises(ValueError, match=message):
+        models.select_exits(tiny_model, exits)
+
+
+def test_parse_exits():
+    assert models.parse_exits("2, 3,exit_4") == [2, 3, "exit_4"]
+    assert models.parse_exits("none") == models.parse_exits("") == []
+    with pytest.raises(ValueError, match="comma-separated"):
+        models.parse_exits("2,,3")
