@@ -1,7 +1,8 @@
 """Measure the real speed-up of early exit, and compare it with the cost model's promise.
 
     python -m helpers.benchmark MODEL [--data-dir DIR] [--threshold T] [--batch-size B]
-                                      [--precision float32|mixed_bfloat16] [--threads N] [--json]
+                                      [--precision float32|mixed_bfloat16] [--threads N]
+                                      [--exits E1,E2,...] [--json]
 
 Three variants of the same model, each a ``tf.function`` with a fixed input
 signature (``helpers.inference.EarlyExitEngine``), timed through its concrete
@@ -69,6 +70,10 @@ Two sweeps time early exit against the plain network beyond one setting:
 ``threshold_sweep`` at several thresholds for one batch size (with the accuracy each
 threshold gives on the images timed, which are for measuring, not for choosing).
 
+``--exits`` benchmarks the model with only some of its early exits
+(``helpers.models.select_exits``): the other heads are removed, so neither
+``all_exits`` nor ``early_exit`` runs them, and the cost model does not count them.
+
 Timings mean something only on an otherwise idle machine: interleaving spreads the
 disturbance of other processes evenly over the variants but cannot remove it. The
 report records the system load average before and after the run.
@@ -90,7 +95,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from helpers.evaluate import DEFAULT_THRESHOLD, default_threshold, threshold_note
+from helpers.evaluate import DEFAULT_THRESHOLD, argument_type, default_threshold, threshold_note
 from helpers.evaluation import exit_accuracies
 from helpers.limits import at_least
 from helpers.policies import ExitRule, check_threshold, entropy_exit
@@ -1164,6 +1169,7 @@ def main(argv: list[str] | None = None) -> int:
         0 on success (1 with ``--strict`` if a target failed), 2 on an error.
     """
     from helpers import data as data_lib
+    from helpers.models import parse_exits, select_exits
 
     parser = argparse.ArgumentParser(
         prog="python -m helpers.benchmark",
@@ -1188,6 +1194,9 @@ def main(argv: list[str] | None = None) -> int:
                         "convolutions (helpers.folding), to see what folding saves")
     parser.add_argument("--threads", type=int,
                         help="threads TensorFlow may use within and across operations (default: one per core)")
+    parser.add_argument("--exits", type=argument_type(parse_exits),
+                        help="keep only these early exits (names or 1-based numbers, comma-separated, or none): "
+                        "the other heads are removed, not run and not counted")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target is missed")
     args = parser.parse_args(argv)
@@ -1218,12 +1227,14 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"loading {args.model} ...", True)
         loaded = load(args.model)
         threshold = args.threshold
+        model = with_precision(loaded.model, args.precision)
+        if args.exits is not None:
+            model = select_exits(model, args.exits)
         note = None
         if threshold is None:
             threshold = default_threshold(loaded.meta)
-            note = threshold_note(loaded.meta)
+            note = threshold_note(loaded.meta, subset=args.exits is not None and len(model.outputs) > 1)
         threshold = check_threshold(threshold)
-        model = with_precision(loaded.model, args.precision)
         size = int(model.inputs[0].shape[1])
         data = load_benchmark_data(data_dir, size, args.split, loaded.path.parent / "split.json", args.max_images)
         if note:  # only once the images are known good, so that an input error stays one line

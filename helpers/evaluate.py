@@ -1,6 +1,7 @@
 """Evaluate a trained early-exit model on any folder of images, or on the test arrays of an ``.npz``.
 
-    python -m helpers.evaluate MODEL --data-dir DIR [--threshold T | --budget B] [--policy P] [--json]
+    python -m helpers.evaluate MODEL --data-dir DIR [--threshold T | --thresholds T1,T2,... | --budget B]
+                               [--policy P] [--exits E1,E2,...] [--json]
     python -m helpers.evaluate MODEL --data-npz FILE [...]
     python -m helpers.evaluate --list
 
@@ -23,6 +24,18 @@ entropy policy uses the model's tau* (chosen on validation at training time), th
 others the model's ``thresholds[policy]`` if its metadata has one, else the policy's
 default (max_prob 0.9, patience 2).
 
+``--thresholds T1,T2,...`` (instead of ``--threshold``) gives one threshold per early
+exit, in output order (entropy and max_prob only; with the entropy rule 0 closes an
+exit: nobody leaves there, though its head still runs and is still counted).
+
+``--exits E1,E2,...`` evaluates the model with only those early exits (output names
+such as ``exit_2`` or 1-based numbers, comma-separated; ``none`` keeps the final
+classifier alone): the other heads are removed, not closed
+(``helpers.models.select_exits``), so their cost is not counted, and every per-exit
+list of the output covers the kept exits only. The model's tau* was chosen with every
+exit, so without ``--threshold`` the command says so; ``--budget`` chooses a threshold
+for the kept exits on validation.
+
 ``--budget B`` (instead of ``--threshold``) asks for a mean relative cost of at most
 B (0.5 = half of the plain network): the threshold is chosen on the *validation*
 split (``helpers.budget.threshold_for_budget``: the most accurate threshold whose
@@ -38,7 +51,8 @@ CIFAR-10 models, or tfds) and accepted only if its
 JSON keys: ``model`` (MODEL as given), ``reference_model`` (the name the model was
 published under in ``models/``, which differs from ``model`` for an alias such as
 ``flowers-vgg11``; null for a model file or run folder), ``images``, ``exit_names``, ``exit_accuracy`` (list, final
-last), ``final_accuracy``, ``policy``, ``threshold``, ``accuracy``,
+last), ``final_accuracy``, ``policy``, ``threshold`` (null with ``--thresholds``), ``thresholds``
+(the list given with ``--thresholds``, else null), ``accuracy``,
 ``exit_fractions`` (list), ``relative_cost``, ``predicted_speedup``
 (= 1 / relative_cost), ``final_accuracy_interval`` and ``accuracy_interval`` (95 %
 Wilson intervals ``[low, high]`` of the two accuracies on these images,
@@ -56,11 +70,13 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 
 from helpers import data as data_lib
 from helpers import registry
+from helpers.budget import evaluate_per_exit
 from helpers.cost import relative_costs
 from helpers.evaluation import (
     accuracy_interval,
@@ -71,6 +87,7 @@ from helpers.evaluation import (
     paired_test,
 )
 from helpers.limits import at_most
+from helpers.models import parse_exits, select_exits
 from helpers.policies import POLICIES, resolve_policy
 
 DEFAULT_THRESHOLD = 0.5
@@ -99,24 +116,26 @@ def default_threshold(meta: dict, policy: str = "entropy") -> float | int:
     return (meta.get("thresholds") or {}).get(spec.name, spec.default_threshold)
 
 
-def threshold_note(meta: dict, policy: str = "entropy") -> str | None:
+def threshold_note(meta: dict, policy: str = "entropy", subset: bool = False) -> str | None:
     """What the command line says when ``default_threshold`` has no recorded threshold to use.
 
     A run folder of ``helpers.train`` records no tau* (``helpers.registry publish`` chooses
     it), so its default is the policy's generic one: easy to miss in a table of results.
+    With ``subset`` (only some early exits kept, ``--exits``), a recorded threshold is
+    the one chosen with every exit, which the note says too.
 
     Returns:
-        A one-line note, or None when ``meta`` records the policy's threshold.
+        A one-line note, or None when ``meta`` records the policy's threshold (and not ``subset``).
     """
     spec = resolve_policy(policy)
-    if spec.name == "entropy":
-        if "threshold" in meta:
+    recorded = "threshold" in meta if spec.name == "entropy" else spec.name in (meta.get("thresholds") or {})
+    if recorded:
+        if not subset:
             return None
-        what = "tau*"
-    elif spec.name in (meta.get("thresholds") or {}):
-        return None
-    else:
-        what = f"{spec.name} threshold"
+        return (f"note: the model's threshold {default_threshold(meta, spec.name)} was chosen with every exit; "
+                "with --exits it is not an operating point chosen for these exits (pass --threshold, or --budget "
+                "with python -m helpers.evaluate to choose one on validation)")
+    what = "tau*" if spec.name == "entropy" else f"{spec.name} threshold"
     return (f"note: the model records no {what}; using the default {default_threshold(meta, spec.name)} "
             "(pass --threshold, or publish the run with python -m helpers.registry publish to record tau*)")
 
@@ -179,6 +198,7 @@ def evaluate_model(
     spec: str, data_dir: str | None = None, threshold: float | None = None, policy: str = "entropy",
     batch_size: int = 64, progress: bool = True, budget: float | None = None,
     val_dir: str | None = None, source: str | None = None, data_npz: str | None = None,
+    thresholds: Sequence[float] | None = None, exits: Sequence[str | int] | None = None,
 ) -> dict:
     """Evaluate the model ``spec`` on every image under ``data_dir``, or on the test arrays of
     ``data_npz`` (see module docstring).
@@ -195,6 +215,10 @@ def evaluate_model(
         val_dir: validation images for ``budget`` (default: rebuild the training split).
         source: data source for rebuilding the split (see ``helpers.train.prepare_splits``).
         data_npz: instead of ``data_dir``, an ``.npz`` whose ``x_test, y_test`` are evaluated.
+        thresholds: one threshold per early exit (of the kept exits, with ``exits``),
+            instead of ``threshold`` (stateless policies only).
+        exits: keep only these early exits (names or 1-based numbers,
+            ``helpers.models.select_exits``); None keeps them all.
 
     Returns:
         The dict described in the module docstring.
@@ -202,17 +226,21 @@ def evaluate_model(
     policy_spec = resolve_policy(policy)
     if (data_dir is None) == (data_npz is None):
         raise ValueError("give the images to evaluate as a folder (--data-dir) or an .npz (--data-npz), one of them")
-    if budget is not None and threshold is not None:
-        raise ValueError("give either a threshold or a budget, not both")
+    if sum(x is not None for x in (threshold, thresholds, budget)) > 1:
+        raise ValueError("give a threshold, per-exit thresholds or a budget, one of them")
     from helpers.inference import with_precision
 
     loaded = registry.load(spec)
     # float32 once, for the validation and the evaluated images alike (collect_logits would
     # convert a bfloat16-trained model again on every call; with_precision returns a float32
     # model as it is)
-    loaded = dataclasses.replace(loaded, model=with_precision(loaded.model, "float32"))
-    model = loaded.model
+    model = with_precision(loaded.model, "float32")
+    if exits is not None:
+        model = select_exits(model, exits)
+    loaded = dataclasses.replace(loaded, model=model)
     costs = relative_costs(model)
+    if thresholds is not None:
+        thresholds = _check_per_exit(thresholds, len(costs) - 1, policy_spec)
     budget_info = None
     if budget is not None:
         from helpers.budget import threshold_for_budget
@@ -224,17 +252,21 @@ def evaluate_model(
                        "threshold": threshold, "val_accuracy": val["accuracy"],
                        "val_relative_cost": val["relative_cost"]}
     note = None
-    if threshold is None:
+    if threshold is None and thresholds is None:
         threshold = default_threshold(loaded.meta, policy_spec.name)
-        note = threshold_note(loaded.meta, policy_spec.name)
-    threshold = policy_spec.check(threshold)
+        note = threshold_note(loaded.meta, policy_spec.name, subset=exits is not None and len(costs) > 1)
+    if threshold is not None:
+        threshold = policy_spec.check(threshold)
     if data_npz is not None:
         logits, labels = _npz_logits(model, data_npz, loaded.class_names, batch_size)
     else:
         logits, labels = _folder_logits(model, data_dir, loaded.class_names, batch_size, progress)
     if note:  # only once the images are known good, so that an input error stays one line
         print(note, file=sys.stderr)
-    at = evaluate_threshold(logits, labels, costs, threshold, policy_spec)
+    if thresholds is not None:
+        at = evaluate_per_exit(logits, labels, costs, thresholds, policy_spec)
+    else:
+        at = evaluate_threshold(logits, labels, costs, threshold, policy_spec)
     accuracy = exit_accuracies(logits, labels)
     final_right = correct(logits, labels)[:, -1]
     early_right = at["predictions"] == labels
@@ -247,6 +279,7 @@ def evaluate_model(
         "final_accuracy": float(accuracy[-1]),
         "policy": policy_spec.name,
         "threshold": threshold,
+        "thresholds": thresholds,
         "accuracy": at["accuracy"],
         "exit_fractions": [float(f) for f in at["exit_fractions"]],
         "relative_cost": at["relative_cost"],
@@ -261,6 +294,38 @@ def evaluate_model(
     return result
 
 
+def _check_per_exit(thresholds: Sequence[float], early_exits: int, policy) -> list[float]:
+    """``thresholds`` validated: stateless policy, one per early exit, each in the policy's range."""
+    if policy.integer:
+        raise ValueError(f"per-exit thresholds need a stateless policy (entropy or max_prob), not {policy.name}")
+    thresholds = [float(t) for t in thresholds]
+    if len(thresholds) != early_exits:
+        raise ValueError(f"--thresholds needs one threshold per early exit ({early_exits}), got {len(thresholds)}")
+    return [policy.check(t) for t in thresholds]
+
+
+def parse_thresholds(text: str) -> list[float]:
+    """A command line's ``--thresholds`` value: comma-separated numbers (``"0.3,0.4,0"``)."""
+    try:
+        return [float(p) for p in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--thresholds takes comma-separated numbers, one per early exit (like 0.3,0.4,0.4,0.5,0), "
+                         f"got {text!r}") from None
+
+
+def argument_type(parse):
+    """``parse`` as an argparse ``type``: its ``ValueError`` becomes argparse's one-line usage error."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
 def format_report(result: dict) -> str:
     """The human-readable report of ``evaluate_model``."""
     model = result["model"]
@@ -270,7 +335,10 @@ def format_report(result: dict) -> str:
     for name, acc, frac in zip(result["exit_names"], result["exit_accuracy"], result["exit_fractions"], strict=True):
         lines.append(f"{name:9s} {acc:8.1%}  {frac:10.1%}")
     t = result["threshold"]
-    t_text = str(t) if isinstance(t, int) else f"{t:.3f}"
+    if result.get("thresholds") is not None:
+        t_text = "s " + ", ".join(f"{x:.3f}" for x in result["thresholds"])  # "thresholds 0.300, ..."
+    else:
+        t_text = " " + (str(t) if isinstance(t, int) else f"{t:.3f}")
     final_low, final_high = result["final_accuracy_interval"]
     low, high = result["accuracy_interval"]
     drop = 100 * (result["final_accuracy"] - result["accuracy"])
@@ -278,7 +346,7 @@ def format_report(result: dict) -> str:
         "",
         f"final classifier alone: accuracy {result['final_accuracy']:.1%} (95% interval {final_low:.1%} to "
         f"{final_high:.1%}), relative cost 1.00 (plain network)",
-        f"early exit ({result['policy']}, threshold {t_text}): accuracy {result['accuracy']:.1%} (95% interval "
+        f"early exit ({result['policy']}, threshold{t_text}): accuracy {result['accuracy']:.1%} (95% interval "
         f"{low:.1%} to {high:.1%}), relative cost {result['relative_cost']:.3f} (heads included), "
         f"predicted speed-up {result['predicted_speedup']:.2f}x",
         f"early exit is {abs(drop):.1f} points {'below' if drop >= 0 else 'above'} the final classifier on these "
@@ -288,7 +356,7 @@ def format_report(result: dict) -> str:
     if "budget" in result:
         b = result["budget"]
         lines += [
-            f"budget {b['budget']:.3f}: threshold {t_text} chosen on {b['val_images']} validation images "
+            f"budget {b['budget']:.3f}: threshold{t_text} chosen on {b['val_images']} validation images "
             f"({b['validation']}): validation accuracy {b['val_accuracy']:.1%}, cost {b['val_relative_cost']:.3f}; "
             f"on these images the cost is {result['relative_cost']:.3f} "
             f"({'within' if b['within_budget'] else 'over'} budget)",
@@ -316,9 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--threshold", type=float,
                         help="exit threshold (default: the model's tau* for entropy; patience: p, an integer)")
+    chosen.add_argument("--thresholds", type=argument_type(parse_thresholds),
+                        help="one threshold per early exit, comma-separated (entropy, max_prob; 0 closes an exit "
+                        "under entropy)")
     chosen.add_argument("--budget", type=float,
                         help="target mean relative cost (e.g. 0.5): choose the threshold on the validation split")
     parser.add_argument("--policy", default="entropy", choices=sorted(POLICIES))
+    parser.add_argument("--exits", type=argument_type(parse_exits),
+                        help="keep only these early exits (names or 1-based numbers, comma-separated, or none): "
+                        "the other heads are removed and not counted")
     parser.add_argument("--val-dir", help="validation images for --budget (default: rebuild the training split)")
     parser.add_argument("--source", help="data to rebuild the training split from for --budget "
                         "(a flower_photos folder, a CIFAR-10 .npz or 'tfds'; default $EARLY_EXIT_DATA_DIR, "
@@ -340,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate_model(args.model, args.data_dir, args.threshold, args.policy, progress=not args.json,
                                 budget=args.budget, val_dir=args.val_dir, source=args.source,
-                                data_npz=args.data_npz)
+                                data_npz=args.data_npz, thresholds=args.thresholds, exits=args.exits)
     except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2

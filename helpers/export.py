@@ -1,6 +1,6 @@
 """Export a multi-exit model as a self-contained TensorFlow SavedModel.
 
-    python -m helpers.export MODEL OUT_DIR [--precision float32|mixed_bfloat16|mixed_float16]
+    python -m helpers.export MODEL OUT_DIR [--precision float32|mixed_bfloat16|mixed_float16] [--exits E1,E2,...]
 
 MODEL is a ``.keras`` file, a run folder or the name of a reference model (see
 ``helpers.registry``). The SavedModel needs nothing from this repository: load it
@@ -45,6 +45,13 @@ by TensorFlow ("... expected to be a uint8 tensor but is a float tensor"). A
 threshold outside [0, 1] (or NaN) fails a graph assertion: ``InvalidArgumentError``
 whose message starts "threshold must be a number in [0, 1]"; so does a ``thresholds``
 vector of the wrong length ("thresholds must hold one threshold per early exit").
+
+``--exits`` exports the model with only some of its early exits (output names or
+1-based numbers, comma-separated; ``helpers.models.select_exits``): the other heads
+are not in the export at all, so they cost nothing, unlike a closed exit's. E then
+counts the kept outputs, ``exit`` numbers them in that order, and ``exit_names`` names
+them (``[b"exit_2", b"exit_4", b"final"]`` for ``--exits 2,4``). ``default_threshold``
+stays the one chosen with every exit.
 
 Errors on the command line (unknown model, existing output folder ...) print one
 line on stderr and exit with status 2.
@@ -200,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 on success, 2 on an error (one line on stderr).
     """
+    from helpers.evaluate import argument_type
+    from helpers.models import parse_exits
+
     parser = argparse.ArgumentParser(
         prog="python -m helpers.export",
         description="Export a multi-exit model as a TensorFlow SavedModel with full, all_exits, "
@@ -211,15 +221,21 @@ def main(argv: list[str] | None = None) -> int:
         "--precision", choices=PRECISION_CHOICES,
         help="rebuild the model under this dtype policy before exporting (default: as saved)",
     )
+    parser.add_argument("--exits", type=argument_type(parse_exits),
+                        help="export only these early exits (names or 1-based numbers, comma-separated, or none): "
+                        "the other heads are left out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
     args = parser.parse_args(argv)
     try:
         from helpers.inference import with_precision
+        from helpers.models import select_exits
         from helpers.registry import load
 
         print(f"loading {args.model} ...", file=sys.stderr)
         loaded = load(args.model)
         model = with_precision(loaded.model, args.precision) if args.precision else loaded.model
+        if args.exits is not None:
+            model = select_exits(model, args.exits)
         threshold = loaded.meta.get("threshold", 0.5)
         print(f"tracing and writing the SavedModel to {args.out_dir} ...", file=sys.stderr)
         out = export_saved_model(model, loaded.class_names, args.out_dir, threshold, args.overwrite)

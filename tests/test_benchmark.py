@@ -581,3 +581,17 @@ def test_engine_overhead_table_by_hand():
     assert table.loc["exit_1", "engine (ms)"] == 0.5
     assert table.loc["exit_1", "engine / plain network"] == pytest.approx(0.5 / 8.0)
     assert table.loc["final", "engine / plain network"] == pytest.approx(0.2 / 8.0)
+
+
+def test_cli_exits_benchmarks_the_network_without_the_other_heads(run_folder, flower_folder, model, capsys):
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", "--exits", "1,exit_3", *FAST]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert "chosen with every exit" in captured.err
+    kept = models.select_exits(model, [1, 3])
+    assert out["exit_names"] == ["exit_1", "exit_3", "final"]
+    assert out["relative_costs"] == pytest.approx(relative_costs(kept))
+    assert len(out["early_exit"]["exit_fractions"]) == 3
+    assert len(out["stage_times"]["batched"]["relative_times"]) == 3  # no part for the removed heads
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--exits", "exit_7", *FAST]) == 2
+    assert "unknown exit 'exit_7'" in capsys.readouterr().err

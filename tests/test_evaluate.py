@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from helpers import cost, data, evaluate, registry
+from helpers import cost, data, evaluate, models, registry
+from helpers.budget import evaluate_per_exit
 from helpers.evaluation import accuracy_interval, collect_logits, evaluate_threshold, paired_test
 
 KEYS = {"model", "reference_model", "images", "exit_names", "exit_accuracy", "final_accuracy", "policy", "threshold",
+        "thresholds",
         "accuracy", "exit_fractions", "relative_cost", "predicted_speedup",
         "final_accuracy_interval", "accuracy_interval", "drop_p_value"}
 
@@ -140,3 +142,66 @@ def test_list_with_a_broken_alias_file_is_a_one_line_error(tmp_path, monkeypatch
     assert evaluate.main(["--list"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "stands for 'gone', which is not a reference model" in err
+
+
+def test_per_exit_thresholds(model_dir, folder, tiny_model, capsys):
+    thresholds = [0.9, 0.0, 0.95, 0.0, 1.0]
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--thresholds", "0.9,0,0.95,0,1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == KEYS
+    assert result["threshold"] is None and result["thresholds"] == thresholds
+    images = data.load_folder(folder, 32, progress=False, min_classes=1)
+    labels = np.array([0, 2])[images.labels]
+    logits, _ = collect_logits(tiny_model, data.make_dataset(images))
+    expected = evaluate_per_exit(logits, labels, cost.relative_costs(tiny_model), thresholds)
+    assert result["accuracy"] == pytest.approx(expected["accuracy"])
+    np.testing.assert_allclose(result["exit_fractions"], expected["exit_fractions"])
+    assert result["exit_fractions"][1] == result["exit_fractions"][3] == 0  # closed
+    assert result["relative_cost"] == pytest.approx(expected["relative_cost"])
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--thresholds", "0.9,0,0.95,0,1"]) == 0
+    assert "thresholds 0.900, 0.000, 0.950, 0.000, 1.000" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv_tail", "message"), [
+    (["--thresholds", "0.5,0.5"], "one threshold per early exit (5), got 2"),
+    (["--thresholds", "0.5,0.5,0.5,0.5,1.5"], "[0, 1]"),
+    (["--thresholds", "0.5,0.5,0.5,0.5,0.5", "--policy", "patience"], "stateless policy"),
+    (["--exits", "final"], "is the final classifier"),
+    (["--exits", "2,4", "--thresholds", "0.5,0.5,0.5"], "one threshold per early exit (2), got 3"),
+])
+def test_bad_thresholds_and_exits_are_one_line_errors(model_dir, folder, capsys, argv_tail, message):
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), *argv_tail]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unparsable_thresholds_and_exits_are_usage_errors(model_dir, folder, capsys):
+    for flag, value in (("--thresholds", "0.5,x"), ("--exits", "2,,3")):
+        with pytest.raises(SystemExit) as stop:
+            evaluate.main([str(model_dir), "--data-dir", str(folder), flag, value])
+        assert stop.value.code == 2
+        assert "comma-separated" in capsys.readouterr().err
+
+
+def test_a_subset_of_exits(model_dir, folder, tiny_model, capsys):
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--exits", "4,exit_2", "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert "chosen with every exit" in captured.err  # tau* was chosen with all five exits
+    assert result["exit_names"] == ["exit_2", "exit_4", "final"]
+    images = data.load_folder(folder, 32, progress=False, min_classes=1)
+    labels = np.array([0, 2])[images.labels]
+    logits, _ = collect_logits(tiny_model, data.make_dataset(images))
+    kept = models.select_exits(tiny_model, [2, 4])
+    expected = evaluate_threshold(logits[:, [1, 3, 5]], labels, cost.relative_costs(kept), 0.7)
+    assert result["exit_accuracy"] == pytest.approx(list((logits[:, [1, 3, 5]].argmax(-1) == labels[:, None]).mean(0)))
+    assert result["accuracy"] == pytest.approx(expected["accuracy"])
+    np.testing.assert_allclose(result["exit_fractions"], expected["exit_fractions"])
+    assert result["relative_cost"] == pytest.approx(expected["relative_cost"])
+    # the removed heads are not counted: cheaper than closing those exits
+    closed = evaluate_per_exit(logits, labels, cost.relative_costs(tiny_model), [0.0, 0.7, 0.0, 0.7, 0.0])
+    assert result["accuracy"] == pytest.approx(closed["accuracy"])
+    assert result["relative_cost"] < closed["relative_cost"]
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--exits", "none", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["relative_cost"] == pytest.approx(1.0) and "every exit" not in captured.err

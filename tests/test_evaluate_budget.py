@@ -103,7 +103,7 @@ def test_budget_errors(saved, folders, capsys):
         evaluate.main([str(folder), "--data-dir", str(test_dir), "--budget", "0.5", "--threshold", "0.3"])
     with pytest.raises(SystemExit):
         evaluate.main([str(folder), "--data-dir", str(test_dir), "--val-dir", str(val_dir)])
-    with pytest.raises(ValueError, match="either a threshold or a budget"):
+    with pytest.raises(ValueError, match="a threshold, per-exit thresholds or a budget, one of them"):
         evaluate.evaluate_model(str(folder), str(test_dir), threshold=0.3, budget=0.5, progress=False)
 
 

@@ -203,3 +203,22 @@ def test_cli_precision_option(run_folder, tmp_path, capsys):
     loaded = tf.saved_model.load(str(out))
     logits = loaded.signatures["full"](images=tf.zeros([1, 32, 32, 3], tf.uint8))["logits"]
     assert logits.dtype == tf.float32
+
+
+def test_cli_exits_option_leaves_the_other_heads_out(model, run_folder, exported, images, tmp_path, capsys):
+    out = tmp_path / "exits_2_4"
+    assert main([str(run_folder), str(out), "--exits", "2,exit_4"]) == 0
+    assert "3 outputs" in capsys.readouterr().out
+    loaded = tf.saved_model.load(str(out))
+    assert [n.decode() for n in loaded.exit_names.numpy()] == ["exit_2", "exit_4", "final"]
+    engine = EarlyExitEngine(models.select_exits(model, [2, 4]))
+    x = tf.constant(images)
+    assert_allclose(loaded.signatures["all_exits"](images=x)["logits"].numpy(), engine.all_exits_fn(x).numpy(),
+                    rtol=1e-5, atol=1e-5)
+    got = loaded.signatures["early_exit_per_exit"](images=x, thresholds=tf.constant([0.5, 0.7]))
+    assert_array_equal(got["exit"].numpy(), engine.predict(images, [0.5, 0.7])["exit"])
+    # the other heads are not in it: exactly the variables of the network with exits 2 and 4
+    assert len(loaded.model_variables) == len(engine.model.weights)
+    assert len(loaded.model_variables) < len(tf.saved_model.load(str(exported)).model_variables)
+    assert main([str(run_folder), str(tmp_path / "bad"), "--exits", "final"]) == 2
+    assert "is the final classifier" in capsys.readouterr().err
