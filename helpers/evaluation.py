@@ -467,19 +467,56 @@ class Analysis:
         """``sweep`` on ``split`` with ``policy`` (default grid: the policy's) and ``closed`` exits."""
         return sweep(*self._split(split), self.costs, thresholds, policy, exit_names=self.exit_names, closed=closed)
 
-    def closed_exit_comparison(self, closed: Sequence[str], policy: Rule = "entropy"):
+    def with_exits(self, keep: Sequence[str], costs: Sequence[float], policy: Rule = "entropy") -> Analysis:
+        """The analysis of the same network with only the early exits ``keep`` (by name), the others' heads removed.
+
+        The logits of the kept outputs are this analysis's; the costs are not, since a
+        removed head is no longer paid for: pass those of the network without the other
+        heads, ``helpers.cost.relative_costs(helpers.models.select_exits(model, keep))``.
+        The threshold is chosen again on validation, by this analysis's ``tolerance``
+        and ``rule`` (``policy`` must be the entropy rule for it to be a tau*).
+
+        Raises:
+            ValueError: an unknown or repeated name, the final classifier among ``keep``,
+                or not one cost per kept output.
+        """
+        early = self.exit_names[:-1]
+        unknown = [n for n in keep if n not in early]
+        if unknown or len(set(keep)) != len(keep):
+            raise ValueError(f"keep names distinct early exits, from {early}; got {list(keep)}")
+        index = [i for i, n in enumerate(early) if n in keep] + [len(self.exit_names) - 1]
+        costs = np.asarray(costs, dtype=float)
+        if costs.shape != (len(index),):
+            raise ValueError(f"{len(index)} kept outputs need {len(index)} costs, got {costs.shape}")
+        val_logits, test_logits = self.val_logits[:, index], self.test_logits[:, index]
+        final_val = float(exit_accuracies(val_logits, self.val_labels)[-1])
+        sweep_val = sweep(val_logits, self.val_labels, costs, None, policy)
+        threshold = choose_threshold(sweep_val, final_val, self.tolerance, self.rule)
+        return Analysis(
+            self.name, [self.exit_names[i] for i in index], self.class_names, costs, val_logits, self.val_labels,
+            test_logits, self.test_labels, threshold, self.tolerance, self.rule,
+        )
+
+    def closed_exit_comparison(
+        self, closed: Sequence[str], policy: Rule = "entropy", removed_costs: Sequence[float] | None = None,
+    ):
         """The operating point with every exit open and with the exits ``closed`` (by name) letting nobody leave.
 
         For each setting the threshold is chosen on validation as the published one is
         (``choose_threshold`` with this analysis's ``tolerance`` and ``rule``), then
         scored on validation and on test. A closed exit's head still runs and is still
-        counted, so the costs are those of the same network.
+        counted, so the costs are those of the same network. With ``removed_costs``, the
+        relative costs of the network without those heads
+        (``helpers.cost.relative_costs(helpers.models.select_exits(model, kept))``), a
+        third setting removes them instead (``with_exits``): nobody leaves there either,
+        and their heads are no longer paid for.
 
         Returns:
-            A DataFrame indexed by ``every exit`` and ``without <names>``, with columns
-            ``threshold``, ``val_drop`` and ``test_drop`` (points below the final exit on
-            that split), ``val_relative_cost``, ``test_relative_cost``,
-            ``test_predicted_speedup`` and one ``test_frac_<exit>`` column per exit.
+            A DataFrame indexed by ``every exit``, ``without <names>`` and, with
+            ``removed_costs``, ``removed <names>``, with columns ``threshold``,
+            ``val_drop`` and ``test_drop`` (points below the final exit on that split),
+            ``val_relative_cost``, ``test_relative_cost``, ``test_predicted_speedup`` and
+            one ``test_frac_<exit>`` column per exit.
         """
         import pandas as pd
 
@@ -487,11 +524,16 @@ class Analysis:
         if unknown or not closed:
             raise ValueError(f"name one or more early exits to close, from {self.exit_names[:-1]}; got {list(closed)}")
         index = [self.exit_names.index(n) for n in closed]
+        settings = [("every exit", self, []), (f"without {', '.join(closed)}", self, index)]
+        if removed_costs is not None:
+            kept = [n for n in self.exit_names[:-1] if n not in closed]
+            settings.append((f"removed {', '.join(closed)}", self.with_exits(kept, removed_costs, policy), []))
         final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
         rows = {}
-        for label, shut in (("every exit", []), (f"without {', '.join(closed)}", index)):
-            t = choose_threshold(self.sweep("val", policy=policy, closed=shut), final["val"], self.tolerance, self.rule)
-            at = {s: evaluate_threshold(*self._split(s), self.costs, t, policy, shut) for s in ("val", "test")}
+        for label, analysis, shut in settings:
+            t = choose_threshold(analysis.sweep("val", policy=policy, closed=shut), final["val"], self.tolerance, self.rule)
+            at = {s: evaluate_threshold(*analysis._split(s), analysis.costs, t, policy, shut) for s in ("val", "test")}
+            fractions = dict.fromkeys(self.exit_names, 0.0) | dict(zip(analysis.exit_names, at["test"]["exit_fractions"], strict=True))
             rows[label] = {
                 "threshold": t,
                 "val_drop": 100 * (final["val"] - at["val"]["accuracy"]),
@@ -499,7 +541,7 @@ class Analysis:
                 "test_drop": 100 * (final["test"] - at["test"]["accuracy"]),
                 "test_relative_cost": at["test"]["relative_cost"],
                 "test_predicted_speedup": at["test"]["predicted_speedup"],
-            } | {f"test_frac_{n}": float(f) for n, f in zip(self.exit_names, at["test"]["exit_fractions"], strict=True)}
+            } | {f"test_frac_{n}": float(f) for n, f in fractions.items()}
         return pd.DataFrame.from_dict(rows, orient="index")
 
     def operating_threshold(self, policy: Rule = "entropy") -> float | int:

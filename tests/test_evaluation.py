@@ -323,3 +323,27 @@ def test_closed_exit_comparison_by_hand():
         a.closed_exit_comparison(["final"])
     with pytest.raises(ValueError, match="early exits to close"):
         a.closed_exit_comparison([])
+
+
+def test_removing_an_exit_decides_as_closing_it_but_stops_paying_for_its_head():
+    # Say exit_1's head costs 0.05 of the plain network: without it, exit_2 costs 0.55 and the
+    # final exit 1.05 (models.select_exits and cost.relative_costs would give these).
+    a = evaluation.Analysis("hand", ["exit_1", "exit_2", "final"], ["a", "b"], COSTS, LOGITS, LABELS, LOGITS,
+                            LABELS, 1.0, 0.01)
+    without = a.with_exits(["exit_2"], [0.55, 1.05])
+    assert without.exit_names == ["exit_2", "final"]
+    np.testing.assert_array_equal(without.test_logits, LOGITS[:, 1:])
+    assert without.threshold == 0.0  # chosen again on validation: as with exit_1 closed (above)
+    table = a.closed_exit_comparison(["exit_1"], removed_costs=[0.55, 1.05])
+    assert list(table.index) == ["every exit", "without exit_1", "removed exit_1"]
+    closed, removed = table.loc["without exit_1"], table.loc["removed exit_1"]
+    assert removed["threshold"] == closed["threshold"] == 0.0
+    assert removed["test_drop"] == closed["test_drop"]
+    assert removed["val_relative_cost"] == pytest.approx(1.05) and closed["val_relative_cost"] == pytest.approx(1.1)
+    assert removed["test_frac_exit_1"] == 0.0 and removed["test_frac_final"] == 1.0
+    with pytest.raises(ValueError, match="2 kept outputs need 2 costs"):
+        a.with_exits(["exit_2"], [0.55])
+    with pytest.raises(ValueError, match="distinct early exits"):
+        a.with_exits(["final"], [1.0])
+    with pytest.raises(ValueError, match="distinct early exits"):
+        a.with_exits(["exit_2", "exit_2"], [0.55, 1.05])
