@@ -125,6 +125,28 @@ def relative_costs(model: keras.Model) -> list[float]:
     return [c.relative_cost for c in exit_costs(model)]
 
 
+def subset_costs(model: keras.Model) -> dict[tuple[str, ...], list[float]]:
+    """``relative_costs`` of the network with every subset of its early exits, the others' heads removed.
+
+    Args:
+        model: a multi-exit model (``helpers.models.select_exits`` builds each subset).
+
+    Returns:
+        For every subset of the early exits, from none to all (keys: the kept exits'
+        names in output order), the relative costs of its kept outputs, final last.
+    """
+    from itertools import combinations
+
+    from helpers.models import select_exits
+
+    early = list(model.output_names)[:-1]
+    return {
+        kept: relative_costs(select_exits(model, list(kept)))
+        for k in range(len(early) + 1)
+        for kept in combinations(early, k)
+    }
+
+
 def cost_table(model: keras.Model):
     """``exit_costs`` as a pandas DataFrame (MACs in millions) for display."""
     import pandas as pd

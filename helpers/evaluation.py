@@ -497,6 +497,55 @@ class Analysis:
             test_logits, self.test_labels, threshold, self.tolerance, self.rule,
         )
 
+    def exit_subset_study(self, subset_costs: dict[tuple[str, ...], Sequence[float]], policy: Rule = "entropy"):
+        """Every subset of the early exits deployed, each with its threshold chosen on validation.
+
+        For each subset (``with_exits``: the other heads removed, their cost no longer
+        paid), the threshold is chosen on validation as tau* is, then scored on
+        validation and on test. Choosing the subset too by the same criterion, the
+        cheapest operating point on validation within ``tolerance`` of the final exit,
+        is one more choice made on the same validation images: ``chosen`` marks it.
+
+        Args:
+            subset_costs: relative costs of each subset, keyed by the kept exits' names
+                (``helpers.cost.subset_costs(model)``); every key must name early exits
+                of this analysis.
+            policy: the exit rule.
+
+        Returns:
+            A DataFrame indexed by the kept exits (``exit_1+exit_3``, ``none``), with
+            columns ``early_exits`` (how many), ``threshold``, ``val_drop``,
+            ``val_relative_cost``, ``test_drop``, ``test_relative_cost`` (drops in points
+            below the final exit on that split), ``test_predicted_speedup`` and ``chosen``
+            (bool, one row), sorted by validation cost.
+        """
+        import pandas as pd
+
+        if not subset_costs:
+            raise ValueError("no subsets to study: pass helpers.cost.subset_costs(model)")
+        final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
+        rows = {}
+        for kept, costs in subset_costs.items():
+            sub = self.with_exits(list(kept), costs, policy)
+            t = choose_threshold(sub.sweep("val", policy=policy), final["val"], self.tolerance, self.rule)
+            at = {s: evaluate_threshold(*sub._split(s), sub.costs, t, policy) for s in ("val", "test")}
+            rows["+".join(kept) or "none"] = {
+                "early_exits": len(kept),
+                "threshold": t,
+                "val_drop": 100 * (final["val"] - at["val"]["accuracy"]),
+                "val_relative_cost": at["val"]["relative_cost"],
+                "test_drop": 100 * (final["test"] - at["test"]["accuracy"]),
+                "test_relative_cost": at["test"]["relative_cost"],
+                "test_predicted_speedup": at["test"]["predicted_speedup"],
+            }
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.index.name = "exits"
+        # the cheapest on validation (all are within tolerance there, or at tau = 0); ties: the
+        # smaller validation drop, then fewer heads
+        table = table.sort_values(["val_relative_cost", "val_drop", "early_exits"], kind="stable")
+        table["chosen"] = np.arange(len(table)) == 0
+        return table
+
     def closed_exit_comparison(
         self, closed: Sequence[str], policy: Rule = "entropy", removed_costs: Sequence[float] | None = None,
     ):

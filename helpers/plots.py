@@ -1045,3 +1045,47 @@ def plot_threshold_sweep(sweep: pd.DataFrame, operating: float | None = None, to
         _style(a, "both")
     fig.tight_layout()
     return fig
+
+
+def plot_exit_subsets(study: pd.DataFrame, tolerance: float = 0.01, budget: float = 0.5) -> Figure:
+    """Every subset of the early exits, at its threshold chosen on validation: cost against drop, on both splits.
+
+    Args:
+        study: an ``helpers.evaluation.Analysis.exit_subset_study`` DataFrame.
+        tolerance: the accuracy drop the threshold was chosen within (one point by default).
+        budget: a relative cost to mark (half of the plain network by default).
+
+    Returns:
+        The figure. Left: validation, where every subset's threshold was chosen, so
+        every point lies at or under the dashed tolerance line. Right: the same
+        subsets on test. One dot per subset; the subset with every exit (ringed) and
+        the one chosen on validation (diamond) are marked; the lower left corner
+        (cost at most ``budget``, drop at most ``tolerance``) is shaded.
+    """
+    if len(study) == 0:
+        raise ValueError("the exit subset study has no rows")
+    every = study["early_exits"] == study["early_exits"].max()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, split, title in zip(axes, ("val", "test"), ("validation (where each threshold was chosen)", "test"),
+                                strict=True):
+        x, y = study[f"{split}_relative_cost"], study[f"{split}_drop"]
+        ax.fill_between([0, budget], [-100, -100], [100 * tolerance] * 2, color="tab:green", alpha=0.12, lw=0,
+                        label=f"cost ≤ {budget:g}, within {100 * tolerance:g} point")
+        ax.scatter(x, y, s=22, color="tab:blue", alpha=0.7, label="a subset of the exits")
+        ax.scatter(x[every], y[every], s=110, facecolors="none", edgecolors="black", lw=1.5, label="every exit")
+        chosen = study["chosen"]
+        ax.scatter(x[chosen], y[chosen], s=80, marker="D", color="tab:orange", edgecolors="black", zorder=5,
+                   label=f"chosen on validation: {study.index[chosen][0]}")
+        ax.axhline(100 * tolerance, color="grey", ls="--", lw=1)
+        ax.axvline(budget, color="grey", ls=":", lw=1)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("relative cost (heads included)")
+        ax.set_title(title, fontsize=10)
+        _style(ax, "both")
+    low = min(-1.0, float(study[["val_drop", "test_drop"]].min().min()) - 0.5)
+    high = max(2.0, float(study[["val_drop", "test_drop"]].max().max()) + 0.5)
+    axes[0].set_ylim(low, high)
+    axes[0].set_ylabel("points below the final exit")
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -222,3 +222,13 @@ def test_a_removed_head_is_not_counted(hand):
         CUMULATIVE["exit_1"], CUMULATIVE["final"] - EXIT_2,
     ]
     assert cost.relative_costs(models.select_exits(hand, [])) == [1.0]
+
+
+def test_subset_costs_by_hand(hand):
+    table = cost.subset_costs(hand)
+    assert list(table) == [(), ("exit_1",), ("exit_2",), ("exit_1", "exit_2")]
+    assert table[()] == [1.0]
+    assert table[("exit_1",)] == pytest.approx([CUMULATIVE["exit_1"] / PLAIN, (CUMULATIVE["final"] - EXIT_2) / PLAIN])
+    assert table[("exit_2",)] == pytest.approx([(CUMULATIVE["exit_2"] - EXIT_1) / PLAIN,
+                                                (CUMULATIVE["final"] - EXIT_1) / PLAIN])
+    assert table[("exit_1", "exit_2")] == pytest.approx(cost.relative_costs(hand))

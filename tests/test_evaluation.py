@@ -347,3 +347,24 @@ def test_removing_an_exit_decides_as_closing_it_but_stops_paying_for_its_head():
         a.with_exits(["final"], [1.0])
     with pytest.raises(ValueError, match="distinct early exits"):
         a.with_exits(["exit_2", "exit_2"], [0.55, 1.05])
+
+
+def test_exit_subset_study_by_hand():
+    # The hand-made example with exit_1's head costing 0.05 and exit_2's 0.05 (final 1.0 without heads).
+    a = evaluation.Analysis("hand", ["exit_1", "exit_2", "final"], ["a", "b"], COSTS, LOGITS, LABELS, LOGITS,
+                            LABELS, 1.0, 0.01)
+    costs = {(): [1.0], ("exit_1",): [0.3, 1.05], ("exit_2",): [0.55, 1.05], ("exit_1", "exit_2"): list(COSTS)}
+    study = a.exit_subset_study(costs)
+    assert set(study.index) == {"none", "exit_1", "exit_2", "exit_1+exit_2"}
+    both, only_2, none = study.loc["exit_1+exit_2"], study.loc["exit_2"], study.loc["none"]
+    assert both["threshold"] == a.threshold == 1.0 and both["test_relative_cost"] == pytest.approx(0.3)
+    # exit_2 alone decides as exit_1 closed (tau = 0: everybody at the final exit), one head cheaper
+    assert only_2["threshold"] == 0.0 and only_2["val_relative_cost"] == pytest.approx(1.05)
+    assert none["val_relative_cost"] == pytest.approx(1.0) and none["test_drop"] == 0.0
+    # exit_1 alone: tau = 1 sends everybody out there, as with both exits, for the same cost:
+    # the tie goes to fewer heads
+    assert study.loc["exit_1", "val_relative_cost"] == pytest.approx(0.3)
+    assert study["chosen"].sum() == 1 and study.index[study["chosen"]][0] == "exit_1"
+    assert list(study["val_relative_cost"]) == sorted(study["val_relative_cost"])
+    with pytest.raises(ValueError, match="no subsets"):
+        a.exit_subset_study({})

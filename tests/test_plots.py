@@ -336,3 +336,23 @@ def test_plot_threshold_sweep_draws_measured_and_predicted_and_the_band():
         plots.plot_threshold_sweep(sweep, operating=0.5)
     with pytest.raises(ValueError, match="no rows"):
         plots.plot_threshold_sweep(sweep.iloc[:0])
+
+
+def test_plot_exit_subsets_marks_every_exit_and_the_chosen_subset_on_both_splits():
+    study = pd.DataFrame({"early_exits": [1, 2, 0], "val_drop": [0.9, 0.5, 0.0], "val_relative_cost": [0.4, 0.5, 1.0],
+                          "test_drop": [2.0, 0.3, 0.0], "test_relative_cost": [0.45, 0.48, 1.0],
+                          "chosen": [True, False, False]},
+                         index=pd.Index(["exit_2", "exit_1+exit_2", "none"], name="exits"))
+    fig = plots.plot_exit_subsets(study)
+    for ax, split in zip(fig.axes, ("val", "test"), strict=True):
+        dots = {c.get_label(): c.get_offsets() for c in ax.collections if c.get_label() and not c.get_label().startswith("cost")}
+        np.testing.assert_allclose(dots["a subset of the exits"],
+                                   study[[f"{split}_relative_cost", f"{split}_drop"]].to_numpy())
+        np.testing.assert_allclose(dots["every exit"], study.loc[["exit_1+exit_2"], [f"{split}_relative_cost", f"{split}_drop"]])
+        np.testing.assert_allclose(dots["chosen on validation: exit_2"],
+                                   study.loc[["exit_2"], [f"{split}_relative_cost", f"{split}_drop"]])
+        assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.get_lines())  # the tolerance, in points
+        assert any(list(line.get_xdata()) == [0.5, 0.5] for line in ax.get_lines())  # the budget
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no rows"):
+        plots.plot_exit_subsets(study.iloc[:0])
