@@ -342,7 +342,8 @@ def select_exits(model: keras.Model, exits: Sequence[str | int]) -> keras.Model:
         chosen.append(name)
     kept = [i for i, n in enumerate(early) if n in chosen] + [len(names) - 1]
     suffix = "_".join(n.split("_")[-1] for n in (early[i] for i in kept[:-1])) or "none"
-    return keras.Model(model.inputs, [model.outputs[i] for i in kept], name=f"{model.name}_exits_{suffix}")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called like the model, without a warning
+    return keras.Model(inputs, [model.outputs[i] for i in kept], name=f"{model.name}_exits_{suffix}")
 
 
 def parse_exits(text: str) -> list[str | int]:
