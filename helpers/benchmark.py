@@ -598,19 +598,24 @@ def run_benchmark(
     return result
 
 
-def _benchmark_in_this_process(model_ref: str, precision: str, threads: int, args: tuple, kwargs: dict) -> dict:
+def _benchmark_in_this_process(
+    model_ref: str, precision: str, threads: int, exits: list | None, args: tuple, kwargs: dict,
+) -> dict:
     """``run_benchmark`` of a saved model with ``threads`` threads (the body of ``run_benchmark_with_threads``'s process)."""
     set_threads(threads)  # first: TensorFlow has not run anything yet in this process
     from helpers.inference import with_precision
+    from helpers.models import select_exits
     from helpers.registry import load
 
     model = with_precision(load(model_ref).model, precision)
+    if exits is not None:
+        model = select_exits(model, exits)
     return run_benchmark(model, *args, **kwargs)
 
 
 def run_benchmark_with_threads(
     model_ref: str | os.PathLike, images: np.ndarray, labels: np.ndarray, threshold: float, threads: int,
-    precision: str = "float32", **kwargs,
+    precision: str = "float32", exits: Sequence[str | int] | None = None, **kwargs,
 ) -> dict:
     """``run_benchmark`` in a fresh Python process whose TensorFlow uses ``threads`` threads.
 
@@ -626,6 +631,7 @@ def run_benchmark_with_threads(
         images, labels, threshold: as for ``run_benchmark``.
         threads: at least 1.
         precision: dtype policy to run the model in (``helpers.inference.with_precision``).
+        exits: keep only these early exits (``helpers.models.select_exits``); None keeps them all.
         **kwargs: the other arguments of ``run_benchmark`` (``repeats``, ``batch_size``, ...).
 
     Returns:
@@ -636,7 +642,8 @@ def run_benchmark_with_threads(
     threads = _check_threads(threads)
     args = (np.asarray(images), np.asarray(labels), threshold)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_benchmark_in_this_process, (str(model_ref), precision, threads, args, kwargs))
+        exits = None if exits is None else list(exits)
+        return pool.apply(_benchmark_in_this_process, (str(model_ref), precision, threads, exits, args, kwargs))
 
 
 DISPATCH_IMAGES = 50

@@ -522,6 +522,10 @@ def test_run_benchmark_with_threads_benchmarks_the_same_model_in_a_new_process(m
         assert other["variants"][variant]["accuracy"] == pytest.approx(result["variants"][variant]["accuracy"])
     with pytest.raises(ValueError, match="threads must be an integer of at least 1, got 0"):
         run_benchmark_with_threads(path, images, labels, 0.6, threads=0)
+    kept = run_benchmark_with_threads(path, images, labels, 0.6, threads=1, exits=[2, "exit_4"], batch_size=16,
+                                      repeats=1, latency_images=6, progress=False)
+    assert kept["exit_names"] == ["exit_2", "exit_4", "final"]
+    assert kept["relative_costs"] == pytest.approx(relative_costs(models.select_exits(model, [2, 4])))
 
 
 def test_relative_times_table_lays_out_the_costs_of_each_result(result):
