@@ -523,21 +523,10 @@ class Analysis:
 
         if not subset_costs:
             raise ValueError("no subsets to study: pass helpers.cost.subset_costs(model)")
-        final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
         rows = {}
         for kept, costs in subset_costs.items():
-            sub = self.with_exits(list(kept), costs, policy)
-            t = choose_threshold(sub.sweep("val", policy=policy), final["val"], self.tolerance, self.rule)
-            at = {s: evaluate_threshold(*sub._split(s), sub.costs, t, policy) for s in ("val", "test")}
-            rows["+".join(kept) or "none"] = {
-                "early_exits": len(kept),
-                "threshold": t,
-                "val_drop": 100 * (final["val"] - at["val"]["accuracy"]),
-                "val_relative_cost": at["val"]["relative_cost"],
-                "test_drop": 100 * (final["test"] - at["test"]["accuracy"]),
-                "test_relative_cost": at["test"]["relative_cost"],
-                "test_predicted_speedup": at["test"]["predicted_speedup"],
-            }
+            row, _ = self._operating_point(self.with_exits(list(kept), costs, policy), policy)
+            rows["+".join(kept) or "none"] = {"early_exits": len(kept)} | row
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index.name = "exits"
         # the cheapest on validation (all are within tolerance there, or at tau = 0); ties: the
@@ -577,21 +566,36 @@ class Analysis:
         if removed_costs is not None:
             kept = [n for n in self.exit_names[:-1] if n not in closed]
             settings.append((f"removed {', '.join(closed)}", self.with_exits(kept, removed_costs, policy), []))
-        final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
         rows = {}
         for label, analysis, shut in settings:
-            t = choose_threshold(analysis.sweep("val", policy=policy, closed=shut), final["val"], self.tolerance, self.rule)
-            at = {s: evaluate_threshold(*analysis._split(s), analysis.costs, t, policy, shut) for s in ("val", "test")}
-            fractions = dict.fromkeys(self.exit_names, 0.0) | dict(zip(analysis.exit_names, at["test"]["exit_fractions"], strict=True))
-            rows[label] = {
-                "threshold": t,
-                "val_drop": 100 * (final["val"] - at["val"]["accuracy"]),
-                "val_relative_cost": at["val"]["relative_cost"],
-                "test_drop": 100 * (final["test"] - at["test"]["accuracy"]),
-                "test_relative_cost": at["test"]["relative_cost"],
-                "test_predicted_speedup": at["test"]["predicted_speedup"],
-            } | {f"test_frac_{n}": float(f) for n, f in fractions.items()}
+            row, test = self._operating_point(analysis, policy, shut)
+            fractions = dict.fromkeys(self.exit_names, 0.0) | dict(zip(analysis.exit_names, test["exit_fractions"], strict=True))
+            rows[label] = row | {f"test_frac_{n}": float(f) for n, f in fractions.items()}
         return pd.DataFrame.from_dict(rows, orient="index")
+
+    def _operating_point(self, analysis: Analysis, policy: Rule, closed: Sequence[int] = ()) -> tuple[dict, dict]:
+        """The threshold ``analysis`` (this one, or one of its subsets) gets on validation, and what it gives.
+
+        Chosen as tau* is (``choose_threshold`` with this analysis's ``tolerance`` and
+        ``rule``), against the final exit's validation accuracy, with ``closed`` exits.
+
+        Returns:
+            ``(row, test)``: ``row`` holds ``threshold``, ``val_drop`` and ``test_drop``
+            (points below the final exit), ``val_relative_cost``, ``test_relative_cost`` and
+            ``test_predicted_speedup``; ``test`` is ``evaluate_threshold``'s result on test.
+        """
+        final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
+        t = choose_threshold(analysis.sweep("val", policy=policy, closed=closed), final["val"], self.tolerance, self.rule)
+        at = {s: evaluate_threshold(*analysis._split(s), analysis.costs, t, policy, closed) for s in ("val", "test")}
+        row = {
+            "threshold": t,
+            "val_drop": 100 * (final["val"] - at["val"]["accuracy"]),
+            "val_relative_cost": at["val"]["relative_cost"],
+            "test_drop": 100 * (final["test"] - at["test"]["accuracy"]),
+            "test_relative_cost": at["test"]["relative_cost"],
+            "test_predicted_speedup": at["test"]["predicted_speedup"],
+        }
+        return row, at["test"]
 
     def operating_threshold(self, policy: Rule = "entropy") -> float | int:
         """The policy's operating threshold: ``threshold`` for entropy, else chosen on validation like it.
