@@ -488,14 +488,11 @@ class Analysis:
         costs = np.asarray(costs, dtype=float)
         if costs.shape != (len(index),):
             raise ValueError(f"{len(index)} kept outputs need {len(index)} costs, got {costs.shape}")
-        val_logits, test_logits = self.val_logits[:, index], self.test_logits[:, index]
-        final_val = float(exit_accuracies(val_logits, self.val_labels)[-1])
-        sweep_val = sweep(val_logits, self.val_labels, costs, None, policy)
-        threshold = choose_threshold(sweep_val, final_val, self.tolerance, self.rule)
-        return Analysis(
-            self.name, [self.exit_names[i] for i in index], self.class_names, costs, val_logits, self.val_labels,
-            test_logits, self.test_labels, threshold, self.tolerance, self.rule,
+        sub = Analysis(
+            self.name, [self.exit_names[i] for i in index], self.class_names, costs, self.val_logits[:, index],
+            self.val_labels, self.test_logits[:, index], self.test_labels, self.threshold, self.tolerance, self.rule,
         )
+        return dataclasses.replace(sub, threshold=self._chosen_threshold(sub, policy))
 
     def exit_subset_study(self, subset_costs: dict[tuple[str, ...], Sequence[float]], policy: Rule = "entropy"):
         """Every subset of the early exits deployed, each with its threshold chosen on validation.
@@ -525,7 +522,8 @@ class Analysis:
             raise ValueError("no subsets to study: pass helpers.cost.subset_costs(model)")
         rows = {}
         for kept, costs in subset_costs.items():
-            row, _ = self._operating_point(self.with_exits(list(kept), costs, policy), policy)
+            sub = self.with_exits(list(kept), costs, policy)
+            row, _ = self._operating_point(sub, policy, threshold=sub.threshold)
             rows["+".join(kept) or "none"] = {"early_exits": len(kept)} | row
         table = pd.DataFrame.from_dict(rows, orient="index")
         table.index.name = "exits"
@@ -562,22 +560,31 @@ class Analysis:
         if unknown or not closed:
             raise ValueError(f"name one or more early exits to close, from {self.exit_names[:-1]}; got {list(closed)}")
         index = [self.exit_names.index(n) for n in closed]
-        settings = [("every exit", self, []), (f"without {', '.join(closed)}", self, index)]
+        settings = [("every exit", self, [], None), (f"without {', '.join(closed)}", self, index, None)]
         if removed_costs is not None:
             kept = [n for n in self.exit_names[:-1] if n not in closed]
-            settings.append((f"removed {', '.join(closed)}", self.with_exits(kept, removed_costs, policy), []))
+            sub = self.with_exits(kept, removed_costs, policy)
+            settings.append((f"removed {', '.join(closed)}", sub, [], sub.threshold))
         rows = {}
-        for label, analysis, shut in settings:
-            row, test = self._operating_point(analysis, policy, shut)
+        for label, analysis, shut, threshold in settings:
+            row, test = self._operating_point(analysis, policy, shut, threshold)
             fractions = dict.fromkeys(self.exit_names, 0.0) | dict(zip(analysis.exit_names, test["exit_fractions"], strict=True))
             rows[label] = row | {f"test_frac_{n}": float(f) for n, f in fractions.items()}
         return pd.DataFrame.from_dict(rows, orient="index")
 
-    def _operating_point(self, analysis: Analysis, policy: Rule, closed: Sequence[int] = ()) -> tuple[dict, dict]:
-        """The threshold ``analysis`` (this one, or one of its subsets) gets on validation, and what it gives.
+    def _chosen_threshold(self, analysis: Analysis, policy: Rule, closed: Sequence[int] = ()) -> float | int:
+        """The threshold ``analysis`` (this one, or one of its subsets) gets on validation with ``closed`` exits.
 
-        Chosen as tau* is (``choose_threshold`` with this analysis's ``tolerance`` and
-        ``rule``), against the final exit's validation accuracy, with ``closed`` exits.
+        Chosen as tau* is: ``choose_threshold`` with this analysis's ``tolerance`` and
+        ``rule``, against the final exit's validation accuracy (the same in every subset).
+        """
+        final_val = float(exit_accuracies(self.val_logits, self.val_labels)[-1])
+        return choose_threshold(analysis.sweep("val", policy=policy, closed=closed), final_val, self.tolerance, self.rule)
+
+    def _operating_point(
+        self, analysis: Analysis, policy: Rule, closed: Sequence[int] = (), threshold: float | int | None = None,
+    ) -> tuple[dict, dict]:
+        """``analysis`` at ``threshold`` (default: ``_chosen_threshold``), scored on validation and test.
 
         Returns:
             ``(row, test)``: ``row`` holds ``threshold``, ``val_drop`` and ``test_drop``
@@ -585,7 +592,7 @@ class Analysis:
             ``test_predicted_speedup``; ``test`` is ``evaluate_threshold``'s result on test.
         """
         final = {s: float(exit_accuracies(*self._split(s))[-1]) for s in ("val", "test")}
-        t = choose_threshold(analysis.sweep("val", policy=policy, closed=closed), final["val"], self.tolerance, self.rule)
+        t = self._chosen_threshold(analysis, policy, closed) if threshold is None else threshold
         at = {s: evaluate_threshold(*analysis._split(s), analysis.costs, t, policy, closed) for s in ("val", "test")}
         row = {
             "threshold": t,

@@ -341,7 +341,7 @@ def select_exits(model: keras.Model, exits: Sequence[str | int]) -> keras.Model:
             raise ValueError(f"exit {name!r} is given twice")
         chosen.append(name)
     kept = [i for i, n in enumerate(early) if n in chosen] + [len(names) - 1]
-    suffix = "_".join(n.split("_")[-1] for n in (early[i] for i in kept[:-1])) or "none"
+    suffix = "_".join(early[i].split("_")[-1] for i in kept[:-1]) or "none"
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called like the model, without a warning
     return keras.Model(inputs, [model.outputs[i] for i in kept], name=f"{model.name}_exits_{suffix}")
 
