@@ -1235,12 +1235,13 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load(args.model)
         threshold = args.threshold
         model = with_precision(loaded.model, args.precision)
+        everyone = len(model.outputs)
         if args.exits is not None:
             model = select_exits(model, args.exits)
         note = None
         if threshold is None:
             threshold = default_threshold(loaded.meta)
-            note = threshold_note(loaded.meta, subset=args.exits is not None and len(model.outputs) > 1)
+            note = threshold_note(loaded.meta, subset=1 < len(model.outputs) < everyone)  # tau* fits every exit
         threshold = check_threshold(threshold)
         size = int(model.inputs[0].shape[1])
         data = load_benchmark_data(data_dir, size, args.split, loaded.path.parent / "split.json", args.max_images)

@@ -33,8 +33,11 @@ such as ``exit_2`` or 1-based numbers, comma-separated; ``none`` keeps the final
 classifier alone): the other heads are removed, not closed
 (``helpers.models.select_exits``), so their cost is not counted, and every per-exit
 list of the output covers the kept exits only. The model's tau* was chosen with every
-exit, so without ``--threshold`` the command says so; ``--budget`` chooses a threshold
-for the kept exits on validation.
+exit and is no operating point for fewer, so without ``--threshold``, ``--thresholds``
+or ``--budget`` the threshold is chosen again for the kept exits on the validation
+images (found as for ``--budget``, below), as tau* was: by ``choose_threshold`` with
+the model's threshold rule and a tolerance of one point below the final exit
+(``TOLERANCE``). Keeping every early exit keeps tau*.
 
 ``--budget B`` (instead of ``--threshold``) asks for a mean relative cost of at most
 B (0.5 = half of the plain network): the threshold is chosen on the *validation*
@@ -61,7 +64,9 @@ p-value of the difference between the early-exit and final-classifier accuracies
 paired on the same images, ``helpers.evaluation.paired_test``); with ``--budget``
 also ``budget``: ``{"budget", "validation" (where the validation images came from),
 "val_images", "threshold", "val_accuracy", "val_relative_cost", "within_budget"}``
-(``within_budget``: the cost on DIR is <= B).
+(``within_budget``: the cost on DIR is <= B); with ``--exits`` and the threshold chosen
+for them, ``subset_threshold``: ``{"rule", "tolerance", "validation", "val_images",
+"threshold", "val_accuracy", "val_final_accuracy", "val_relative_cost"}``.
 """
 
 from __future__ import annotations
@@ -79,18 +84,26 @@ from helpers import registry
 from helpers.budget import evaluate_per_exit
 from helpers.cost import relative_costs
 from helpers.evaluation import (
+    DEFAULT_THRESHOLD_RULE,
     accuracy_interval,
+    choose_threshold,
     collect_logits,
     correct,
     evaluate_threshold,
     exit_accuracies,
     paired_test,
+    sweep,
 )
 from helpers.limits import at_most
 from helpers.models import parse_exits, select_exits
 from helpers.policies import POLICIES, resolve_policy
 
 DEFAULT_THRESHOLD = 0.5
+
+TOLERANCE = 0.01
+"""The accuracy drop below the final exit allowed when ``--exits`` chooses a threshold on
+validation: one point, the tolerance every published tau* was chosen with
+(``helpers.registry.publish_run``)."""
 
 
 def remap_labels(folder_classes: list[str], model_classes: list[str]) -> np.ndarray:
@@ -133,8 +146,8 @@ def threshold_note(meta: dict, policy: str = "entropy", subset: bool = False) ->
         if not subset:
             return None
         return (f"note: the model's threshold {default_threshold(meta, spec.name)} was chosen with every exit; "
-                "with --exits it is not an operating point chosen for these exits (pass --threshold, or --budget "
-                "with python -m helpers.evaluate to choose one on validation)")
+                "with --exits it is not an operating point chosen for these exits (pass --threshold: "
+                "python -m helpers.evaluate MODEL --exits ... chooses one for them on validation)")
     what = "tau*" if spec.name == "entropy" else f"{spec.name} threshold"
     return (f"note: the model records no {what}; using the default {default_threshold(meta, spec.name)} "
             "(pass --threshold, or publish the run with python -m helpers.registry publish to record tau*)")
@@ -159,9 +172,10 @@ def _npz_logits(model, path: str, class_names: list[str], batch_size: int):
 
 def validation_logits(
     loaded: registry.LoadedModel, val_dir: str | None = None, source: str | None = None,
-    batch_size: int = 64, progress: bool = True,
+    batch_size: int = 64, progress: bool = True, purpose: str = "--budget",
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Validation logits for ``--budget``: from ``val_dir``, or from the rebuilt training split.
+    """Validation logits for ``--budget`` (or what ``purpose`` names): from ``val_dir``, or
+    from the rebuilt training split.
 
     Returns:
         ``(logits, labels, description of where they came from)``.
@@ -176,8 +190,9 @@ def validation_logits(
     meta = loaded.meta
     if "experiment" not in meta or "split_fingerprint" not in meta:
         raise data_lib.DataError(
-            f"--budget needs validation images, and {loaded.path} has no training configuration (experiment, "
+            f"{purpose} needs validation images, and {loaded.path} has no training configuration (experiment, "
             "split_fingerprint) to rebuild its split from; pass --val-dir DIR with the validation images"
+            + ("" if purpose == "--budget" else ", or --threshold T")
         )
     from helpers.experiments import Experiment
     from helpers.train import prepare_splits
@@ -189,6 +204,7 @@ def validation_logits(
             f"the rebuilt split (fingerprint {splits.fingerprint()}) is not the one {loaded.path} was trained on "
             f"({meta['split_fingerprint']}): the data source differs; point --source at the same data, "
             "or pass --val-dir DIR with the validation images"
+            + ("" if purpose == "--budget" else ", or --threshold T")
         )
     logits, labels = collect_logits(loaded.model, data_lib.make_dataset(splits.val, batch_size))
     return logits, labels, f"rebuilt split {meta['split_fingerprint']}"
@@ -212,13 +228,16 @@ def evaluate_model(
         progress: show progress bars.
         budget: target mean relative cost; the threshold is then chosen on validation
             (exclusive with ``threshold``).
-        val_dir: validation images for ``budget`` (default: rebuild the training split).
+        val_dir: validation images for ``budget``, or for choosing the threshold of a
+            subset of the exits (default: rebuild the training split).
         source: data source for rebuilding the split (see ``helpers.train.prepare_splits``).
         data_npz: instead of ``data_dir``, an ``.npz`` whose ``x_test, y_test`` are evaluated.
         thresholds: one threshold per early exit (of the kept exits, with ``exits``),
             instead of ``threshold`` (stateless policies only).
         exits: keep only these early exits (names or 1-based numbers,
-            ``helpers.models.select_exits``); None keeps them all.
+            ``helpers.models.select_exits``); None keeps them all. Without a threshold,
+            per-exit thresholds or a budget, the threshold is chosen for the kept exits
+            on validation (``subset_threshold``).
 
     Returns:
         The dict described in the module docstring.
@@ -235,8 +254,12 @@ def evaluate_model(
     # convert a bfloat16-trained model again on every call; with_precision returns a float32
     # model as it is)
     model = with_precision(loaded.model, "float32")
+    # early exits removed, some kept: tau* (chosen with every exit) does not apply
+    subset = False
     if exits is not None:
+        everyone = len(model.outputs)
         model = select_exits(model, exits)
+        subset = 1 < len(model.outputs) < everyone
     loaded = dataclasses.replace(loaded, model=model)
     costs = relative_costs(model)
     if thresholds is not None:
@@ -251,10 +274,14 @@ def evaluate_model(
         budget_info = {"budget": float(budget), "validation": where, "val_images": int(len(val_labels)),
                        "threshold": threshold, "val_accuracy": val["accuracy"],
                        "val_relative_cost": val["relative_cost"]}
+    subset_info = None
+    if subset and threshold is None and thresholds is None:
+        subset_info = subset_threshold(loaded, costs, policy_spec, val_dir, source, batch_size, progress)
+        threshold = subset_info["threshold"]
     note = None
     if threshold is None and thresholds is None:
         threshold = default_threshold(loaded.meta, policy_spec.name)
-        note = threshold_note(loaded.meta, policy_spec.name, subset=exits is not None and len(costs) > 1)
+        note = threshold_note(loaded.meta, policy_spec.name)
     if threshold is not None:
         threshold = policy_spec.check(threshold)
     if data_npz is not None:
@@ -291,7 +318,39 @@ def evaluate_model(
     if budget_info is not None:
         budget_info["within_budget"] = bool(at_most(at["relative_cost"], budget_info["budget"]))
         result["budget"] = budget_info
+    if subset_info is not None:
+        result["subset_threshold"] = subset_info
     return result
+
+
+def subset_threshold(
+    loaded: registry.LoadedModel, costs: Sequence[float], policy, val_dir: str | None = None,
+    source: str | None = None, batch_size: int = 64, progress: bool = True,
+) -> dict:
+    """The threshold of a model with only some of its exits, chosen on validation as tau* was.
+
+    ``loaded.model`` is the network with the kept exits (``select_exits``); its
+    validation logits come from ``val_dir`` or the rebuilt split (``validation_logits``),
+    and ``choose_threshold`` picks the threshold with the model's recorded
+    ``threshold_rule`` (default ``DEFAULT_THRESHOLD_RULE``) within ``TOLERANCE`` of the
+    final exit's validation accuracy.
+
+    Returns:
+        ``{"rule", "tolerance", "validation", "val_images", "threshold", "val_accuracy",
+        "val_final_accuracy", "val_relative_cost"}``.
+
+    Raises:
+        DataError: no validation images (see ``validation_logits``).
+    """
+    val_logits, val_labels, where = validation_logits(
+        loaded, val_dir, source, batch_size, progress, purpose="choosing a threshold for --exits")
+    rule = loaded.meta.get("threshold_rule") or DEFAULT_THRESHOLD_RULE
+    final = float(exit_accuracies(val_logits, val_labels)[-1])
+    threshold = choose_threshold(sweep(val_logits, val_labels, costs, rule=policy), final, TOLERANCE, rule)
+    at = evaluate_threshold(val_logits, val_labels, costs, threshold, policy)
+    return {"rule": rule, "tolerance": TOLERANCE, "validation": where, "val_images": int(len(val_labels)),
+            "threshold": threshold, "val_accuracy": at["accuracy"], "val_final_accuracy": final,
+            "val_relative_cost": at["relative_cost"]}
 
 
 def _check_per_exit(thresholds: Sequence[float], early_exits: int, policy) -> list[float]:
@@ -361,6 +420,13 @@ def format_report(result: dict) -> str:
             f"on these images the cost is {result['relative_cost']:.3f} "
             f"({'within' if b['within_budget'] else 'over'} budget)",
         ]
+    if "subset_threshold" in result:
+        c = result["subset_threshold"]
+        lines += [
+            f"threshold{t_text} chosen for these exits on {c['val_images']} validation images ({c['validation']}), "
+            f"as tau* was (rule {c['rule']}, within {100 * c['tolerance']:g} point of the final exit): validation "
+            f"accuracy {c['val_accuracy']:.1%} against {c['val_final_accuracy']:.1%}, cost {c['val_relative_cost']:.3f}",
+        ]
     return "\n".join(lines)
 
 
@@ -393,8 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exits", type=argument_type(parse_exits),
                         help="keep only these early exits (names or 1-based numbers, comma-separated, or none): "
                         "the other heads are removed and not counted")
-    parser.add_argument("--val-dir", help="validation images for --budget (default: rebuild the training split)")
-    parser.add_argument("--source", help="data to rebuild the training split from for --budget "
+    parser.add_argument("--val-dir", help="validation images for --budget, or for the threshold of --exits "
+                        "(default: rebuild the training split)")
+    parser.add_argument("--source", help="data to rebuild the training split from for --budget or --exits "
                         "(a flower_photos folder, a CIFAR-10 .npz or 'tfds'; default $EARLY_EXIT_DATA_DIR, "
                         "$EARLY_EXIT_CIFAR10_NPZ for CIFAR-10 models, or tfds)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -409,8 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.model or not (args.data_dir or args.data_npz):
         parser.error("MODEL and --data-dir or --data-npz are required (or --list)")
-    if args.budget is None and (args.val_dir or args.source):
-        parser.error("--val-dir and --source are only used with --budget")
+    if (args.val_dir or args.source) and (args.budget is None and (args.exits is None or args.threshold is not None
+                                                                   or args.thresholds is not None)):
+        parser.error("--val-dir and --source are only used with --budget, or with --exits and no threshold")
     try:
         result = evaluate_model(args.model, args.data_dir, args.threshold, args.policy, progress=not args.json,
                                 budget=args.budget, val_dir=args.val_dir, source=args.source,

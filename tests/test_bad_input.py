@@ -14,6 +14,7 @@ images of unexpected size fed to an exported model     error naming the expected
 threshold outside [0, 1] or NaN                        ``ValueError``; evaluate CLI: one line, exit 2
 per-exit thresholds: wrong count, out of range         one line saying how many or the range, exit 2 (test_evaluate.py)
 ``--exits``: unknown, the final classifier, repeated   ``ValueError`` naming the exits (test_models.py); CLIs: one line, exit 2
+``--exits``, no threshold, no validation images        evaluate: one line naming --val-dir and --threshold, exit 2 (test_evaluate.py)
 loss weights of the wrong length                       ``ValueError`` saying how many (test_losses.py)
 unknown experiment / reference-model name              one line listing the known names, exit 2
 class folder unknown to the model (evaluate)           one line listing the model's classes, exit 2

@@ -599,3 +599,5 @@ def test_cli_exits_benchmarks_the_network_without_the_other_heads(run_folder, fl
     assert len(out["stage_times"]["batched"]["relative_times"]) == 3  # no part for the removed heads
     assert main([str(run_folder), "--data-dir", str(flower_folder), "--exits", "exit_7", *FAST]) == 2
     assert "unknown exit 'exit_7'" in capsys.readouterr().err
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", "--exits", "1,2,3,4,5", *FAST]) == 0
+    assert "every exit" not in capsys.readouterr().err  # every exit kept: tau* applies

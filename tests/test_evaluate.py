@@ -7,7 +7,14 @@ import pytest
 
 from helpers import cost, data, evaluate, models, registry
 from helpers.budget import evaluate_per_exit
-from helpers.evaluation import accuracy_interval, collect_logits, evaluate_threshold, paired_test
+from helpers.evaluation import (
+    accuracy_interval,
+    choose_threshold,
+    collect_logits,
+    evaluate_threshold,
+    paired_test,
+    sweep,
+)
 
 KEYS = {"model", "reference_model", "images", "exit_names", "exit_accuracy", "final_accuracy", "policy", "threshold",
         "thresholds",
@@ -184,11 +191,10 @@ def test_unparsable_thresholds_and_exits_are_usage_errors(model_dir, folder, cap
 
 
 def test_a_subset_of_exits(model_dir, folder, tiny_model, capsys):
-    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--exits", "4,exit_2", "--json"]) == 0
-    captured = capsys.readouterr()
-    result = json.loads(captured.out)
-    assert "chosen with every exit" in captured.err  # tau* was chosen with all five exits
-    assert result["exit_names"] == ["exit_2", "exit_4", "final"]
+    argv = [str(model_dir), "--data-dir", str(folder), "--exits", "4,exit_2", "--threshold", "0.7", "--json"]
+    assert evaluate.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["exit_names"] == ["exit_2", "exit_4", "final"] and "subset_threshold" not in result
     images = data.load_folder(folder, 32, progress=False, min_classes=1)
     labels = np.array([0, 2])[images.labels]
     logits, _ = collect_logits(tiny_model, data.make_dataset(images))
@@ -204,4 +210,69 @@ def test_a_subset_of_exits(model_dir, folder, tiny_model, capsys):
     assert result["relative_cost"] < closed["relative_cost"]
     assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--exits", "none", "--json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["relative_cost"] == pytest.approx(1.0) and "every exit" not in captured.err
+    assert json.loads(captured.out)["relative_cost"] == pytest.approx(1.0) and captured.err == ""
+    # every early exit kept: tau* applies as it is, nothing to choose
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--exits", "1,2,3,4,5", "--json"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert every["threshold"] == 0.7 and "subset_threshold" not in every
+
+
+def test_a_subset_of_exits_gets_its_threshold_on_validation(tmp_path, spread_model, capsys):
+    """Without a threshold, --exits chooses one for the kept exits on validation, as tau* was chosen."""
+    classes = ["daisy", "dandelion", "roses"]
+    model = spread_model(seed=1)  # with these images, thresholds that differ by subset and by rule
+    folder = tmp_path / "model"
+    folder.mkdir()
+    model.save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({"class_names": classes, "threshold": 0.6}))
+    test_dir = data.write_image_folder(data.synthetic_images(4, 3, 40, seed=1), tmp_path / "test", classes)
+    val_dir = data.write_image_folder(data.synthetic_images(6, 3, 40, seed=5), tmp_path / "val", classes)
+
+    def logits_of(network, images):
+        return collect_logits(network, data.make_dataset(data.load_folder(images, 32, progress=False)))
+
+    def by_hand(exits, rule):
+        kept = models.select_exits(model, exits)
+        costs = cost.relative_costs(kept)
+        val_logits, val_labels = logits_of(kept, val_dir)
+        final = (val_logits[:, -1].argmax(-1) == val_labels).mean()
+        t = choose_threshold(sweep(val_logits, val_labels, costs), final, 0.01, rule)
+        return t, final, evaluate_threshold(val_logits, val_labels, costs, t), \
+            evaluate_threshold(*logits_of(kept, test_dir), costs, t)
+
+    argv = [str(folder), "--data-dir", str(test_dir), "--exits", "1,3", "--json"]
+    assert evaluate.main([*argv, "--val-dir", str(val_dir)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected_t, final, val, test = by_hand([1, 3], "stable")
+    every_t = by_hand([1, 2, 3, 4, 5], "stable")[0]
+    assert 0 < expected_t < 1 and expected_t not in (every_t, 0.6)  # chosen anew for these exits
+    chosen = result["subset_threshold"]
+    assert result["threshold"] == chosen["threshold"] == pytest.approx(expected_t)
+    assert chosen == {"rule": "stable", "tolerance": 0.01, "validation": f"val-dir {val_dir}", "val_images": 18,
+                      "threshold": chosen["threshold"], "val_accuracy": pytest.approx(val["accuracy"]),
+                      "val_final_accuracy": pytest.approx(final),
+                      "val_relative_cost": pytest.approx(val["relative_cost"])}
+    assert chosen["val_accuracy"] >= chosen["val_final_accuracy"] - 0.01 - 1e-9  # within the tolerance
+    assert result["accuracy"] == pytest.approx(test["accuracy"])
+    assert result["relative_cost"] == pytest.approx(test["relative_cost"])
+    np.testing.assert_allclose(result["exit_fractions"], test["exit_fractions"])
+
+    # the model's recorded rule is the one used
+    (folder / "config.json").write_text(json.dumps({"class_names": classes, "threshold": 0.6,
+                                                    "threshold_rule": "cheapest"}))
+    four = [str(folder), "--data-dir", str(test_dir), "--exits", "1,2,3,4", "--val-dir", str(val_dir), "--json"]
+    assert evaluate.main(four) == 0
+    cheapest = json.loads(capsys.readouterr().out)["subset_threshold"]
+    assert cheapest["rule"] == "cheapest" and cheapest["threshold"] == pytest.approx(by_hand([1, 2, 3, 4], "cheapest")[0])
+    assert cheapest["threshold"] != by_hand([1, 2, 3, 4], "stable")[0]
+
+    assert evaluate.main(four[:-1]) == 0
+    assert "chosen for these exits on 18 validation images" in capsys.readouterr().out
+
+    # no validation images to choose on: a one-line error that says what to pass
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: choosing a threshold for --exits needs validation images") and "--threshold T" in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):  # nothing to choose: --val-dir would be ignored
+        evaluate.main([*argv, "--threshold", "0.5", "--val-dir", str(val_dir)])
