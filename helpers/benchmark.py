@@ -1,8 +1,9 @@
 """Measure the real speed-up of early exit, and compare it with the cost model's promise.
 
     python -m helpers.benchmark MODEL [--data-dir DIR] [--threshold T] [--batch-size B]
-                                      [--precision float32|mixed_bfloat16] [--threads N]
-                                      [--exits E1,E2,...] [--json]
+                                      [--policy entropy|max_prob|patience]
+                                      [--precision float32|mixed_bfloat16|mixed_float16] [--threads N]
+                                      [--exits E1,E2,...] [--json] [...]   (all options: --help)
 
 Three variants of the same model, each a ``tf.function`` with a fixed input
 signature (``helpers.inference.EarlyExitEngine``), timed through its concrete
@@ -10,7 +11,10 @@ function, as an export's signatures are called:
 
 - ``full``: the plain network (backbone and final classifier, no exit heads): the baseline;
 - ``all_exits``: every head on the whole batch (what "evaluate all, pick afterwards" costs);
-- ``early_exit@T``: real early exit at threshold T.
+- ``early_exit@T``: real early exit at threshold T of the exit policy (``--policy``:
+  normalised entropy by default, or ``max_prob`` or ``patience``, ``helpers.policies``;
+  without ``--threshold`` the model's threshold for that policy, as in
+  ``helpers.evaluate``).
 
 Method, all in one process: the images are decoded once and cut into batches
 (tensors made before timing); every variant is warmed up (tracing, oneDNN
@@ -98,7 +102,7 @@ import tensorflow as tf
 from helpers.evaluate import DEFAULT_THRESHOLD, argument_type, default_threshold, threshold_note
 from helpers.evaluation import exit_accuracies
 from helpers.limits import at_least
-from helpers.policies import ExitRule, check_threshold, entropy_exit
+from helpers.policies import POLICIES, ExitRule, check_threshold, entropy_exit, resolve_policy
 
 VARIANTS = ("full", "all_exits", "early_exit")
 TARGETS = {
@@ -465,13 +469,13 @@ def run_benchmark(
             to measure (see ``helpers.inference.with_precision``).
         images: uint8 ``(N, H, W, 3)`` at the model's input size.
         labels: int ``(N,)`` true labels.
-        threshold: the exit rule's threshold, in [0, 1].
+        threshold: the exit rule's threshold (in [0, 1]; for patience an integer p >= 1).
         batch_size: batch size of the throughput measurement.
         repeats: timed rounds (each round runs every variant once over all images;
             at batch size 1, once on every latency image).
         latency_images: images timed one by one (a seeded sample; at most N).
         warmup: untimed passes of every variant before timing.
-        rule: the exit rule of ``early_exit``.
+        rule: the exit rule of ``early_exit``: a policy name (``helpers.policies``) or a rule.
         seed: seed of the latency sample.
         progress: print progress to stderr.
         fold_batchnorm: let the engine fold the batch normalisations into the
@@ -479,11 +483,12 @@ def run_benchmark(
             prediction is the same either way.
 
     Returns:
-        A JSON-ready dict: settings (``threshold``, ``num_images``, ``batch_size``,
+        A JSON-ready dict: settings (``policy``, the rule's name, ``threshold``, ``num_images``, ``batch_size``,
         ``fold_batchnorm``, ``repeats``, ``latency_images``), ``exit_names``, ``relative_costs``,
         ``compute_dtypes``; the machine: ``cpu`` (``cpu_description``), ``threads``
         (``thread_settings``), ``load_average`` (``before`` and ``after``); ``variants`` (per variant: ``accuracy``,
-        ``throughput`` images/s, ``pass_seconds``, ``latency`` ms summary);
+        ``throughput`` images/s, ``pass_seconds`` (the median round), ``pass_seconds_rounds`` (every
+        round), ``latency`` ms summary);
         ``early_exit`` (``exit_fractions``, ``batched`` and ``batch1`` speed-up
         reports from ``speedup_report``, ``median_latency_speedup``);
         ``all_exits`` (``accuracy_per_exit``, ``parts``: time per batch against the
@@ -495,7 +500,8 @@ def run_benchmark(
     from helpers.cost import relative_costs
     from helpers.inference import EarlyExitEngine, compute_dtypes
 
-    threshold = check_threshold(threshold)
+    policy = resolve_policy(rule)
+    threshold = policy.check(threshold)
     images = np.asarray(images)
     labels = np.asarray(labels)
     if len(images) == 0 or len(images) != len(labels):
@@ -565,6 +571,7 @@ def run_benchmark(
                             stages_single["relative_times"])
     e = engine.num_outputs
     result = {
+        "policy": policy.name,
         "threshold": threshold,
         "num_images": n,
         "batch_size": batch_size,
@@ -1062,7 +1069,8 @@ def format_report(result: dict) -> str:
         )
     lines.append("")
     fractions = "  ".join(f"{n} {f:.1%}" for n, f in zip(result["exit_names"], ee["exit_fractions"], strict=True))
-    lines.append(f"exits taken at tau={t:g}: {fractions}")
+    policy = result.get("policy", "entropy")
+    lines.append(f"exits taken at {'tau' if policy == 'entropy' else policy}={t:g}: {fractions}")
     st = result["stage_times"]
     lines.append(f"{'relative cost of each exit':<30}" + "".join(f"{n:>9}" for n in result["exit_names"]))
     lines.append(f"{'  MACs (helpers.cost)':<30}" + "".join(f"{c:>9.3f}" for c in result["relative_costs"]))
@@ -1188,7 +1196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("all", "test"), default="all",
                         help="all images of the folder, or only the run's test split (split.json)")
     parser.add_argument("--threshold", type=float,
-                        help=f"exit threshold (default: the model's meta 'threshold', else {DEFAULT_THRESHOLD})")
+                        help=f"exit threshold (default: the model's tau* for entropy, else {DEFAULT_THRESHOLD}; "
+                        "for another policy its recorded threshold or the policy's default; patience: p, an integer)")
+    parser.add_argument("--policy", default="entropy", choices=sorted(POLICIES), help="exit policy (default entropy)")
     parser.add_argument("--batch-size", type=int, default=256, help="batch size for throughput (default 256)")
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32",
                         help="dtype policy to run the model in (default float32)")
@@ -1227,8 +1237,9 @@ def main(argv: list[str] | None = None) -> int:
         for flag, (value, least) in counts.items():
             if value < least:
                 raise ValueError(f"{flag} must be at least {least}, got {value}")
+        policy = resolve_policy(args.policy)
         if args.threshold is not None:
-            check_threshold(args.threshold)
+            policy.check(args.threshold)
         if args.threads is not None:  # before TensorFlow runs anything
             set_threads(args.threads)
         _log(f"loading {args.model} ...", True)
@@ -1240,9 +1251,9 @@ def main(argv: list[str] | None = None) -> int:
             model = select_exits(model, args.exits)
         note = None
         if threshold is None:
-            threshold = default_threshold(loaded.meta)
-            note = threshold_note(loaded.meta, subset=1 < len(model.outputs) < everyone)  # tau* fits every exit
-        threshold = check_threshold(threshold)
+            threshold = default_threshold(loaded.meta, policy.name)
+            note = threshold_note(loaded.meta, policy.name, subset=1 < len(model.outputs) < everyone)  # tau* fits every exit
+        threshold = policy.check(threshold)
         size = int(model.inputs[0].shape[1])
         data = load_benchmark_data(data_dir, size, args.split, loaded.path.parent / "split.json", args.max_images)
         if note:  # only once the images are known good, so that an input error stays one line
@@ -1253,7 +1264,7 @@ def main(argv: list[str] | None = None) -> int:
         labels = remap_labels(list(data.class_names), list(loaded.class_names))[data.labels]
         result = run_benchmark(
             model, data.images, labels, threshold, batch_size=args.batch_size, repeats=args.repeats,
-            latency_images=args.latency_images, warmup=args.warmup, fold_batchnorm=not args.no_fold,
+            latency_images=args.latency_images, warmup=args.warmup, rule=policy.name, fold_batchnorm=not args.no_fold,
         )
     except Exception as err:  # one line, no traceback: the message says what to fix
         message = " ".join(str(err).split()) or type(err).__name__

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import models
+from helpers import data, models
 from helpers.benchmark import (
     VARIANTS,
     _straight_function,
@@ -41,7 +41,7 @@ from helpers.benchmark import (
     threshold_sweep_summary,
 )
 from helpers.cost import relative_costs
-from helpers.evaluation import evaluate_threshold
+from helpers.evaluation import collect_logits, evaluate_threshold
 from helpers.folding import fold_batchnorm
 from helpers.inference import EarlyExitEngine
 
@@ -80,10 +80,11 @@ def test_speedup_report_arithmetic():
 def test_result_structure(result, model):
     # the keys run_benchmark's docstring lists (the README points --json users there)
     assert set(result) == {
-        "threshold", "num_images", "batch_size", "fold_batchnorm", "repeats", "latency_images", "exit_names",
+        "policy", "threshold", "num_images", "batch_size", "fold_batchnorm", "repeats", "latency_images", "exit_names",
         "relative_costs", "compute_dtypes", "cpu", "threads", "load_average", "variants", "early_exit",
         "all_exits", "stage_times", "dispatch", "targets",
     }
+    assert result["policy"] == "entropy"  # the default rule
     assert set(result["variants"]) == set(VARIANTS)
     for row in result["variants"].values():
         assert 0.0 <= row["accuracy"] <= 1.0
@@ -601,3 +602,26 @@ def test_cli_exits_benchmarks_the_network_without_the_other_heads(run_folder, fl
     assert "unknown exit 'exit_7'" in capsys.readouterr().err
     assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", "--exits", "1,2,3,4,5", *FAST]) == 0
     assert "every exit" not in capsys.readouterr().err  # every exit kept: tau* applies
+
+
+@pytest.mark.parametrize(("policy", "argv", "threshold"), [("max_prob", ["--threshold", "0.7"], 0.7),
+                                                           ("patience", [], 2)])
+def test_cli_policy(run_folder, flower_folder, model, capsys, policy, argv, threshold):
+    """--policy: early exit leaves where the policy's reference (evaluation.evaluate_threshold) says."""
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", "--policy", policy, *argv, *FAST]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["policy"] == policy and out["threshold"] == threshold
+    # without --threshold: the policy's default, since the model records only tau* (an entropy threshold)
+    assert ("records no patience threshold" in captured.err) == (policy == "patience")
+    images = data.load_folder(flower_folder, 32, progress=False)  # class folders in the model's order
+    logits, labels = collect_logits(model, data.make_dataset(images))
+    expected = evaluate_threshold(logits, labels, relative_costs(model), threshold, policy)
+    if policy == "max_prob":  # some images leave early, some do not (this model's exits rarely agree twice)
+        assert 0 < expected["exit_fractions"][-1] < 1
+    np.testing.assert_allclose(out["early_exit"]["exit_fractions"], expected["exit_fractions"])
+    assert out["variants"]["early_exit"]["accuracy"] == pytest.approx(expected["accuracy"])
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--policy", policy, *argv, *FAST]) == 0
+    assert f"exits taken at {policy}={threshold:g}:" in capsys.readouterr().out
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--policy", policy, "--threshold", "1.5"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
