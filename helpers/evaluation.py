@@ -533,6 +533,36 @@ class Analysis:
         table["chosen"] = np.arange(len(table)) == 0
         return table
 
+    def policy_study(self, policies: Sequence[str] = ("entropy", "max_prob", "patience")):
+        """Each exit policy at its own operating point, chosen on validation as tau* is.
+
+        For each policy, ``operating_threshold`` (tau* itself for entropy; for the others
+        ``choose_threshold`` with this analysis's ``tolerance`` and ``rule``), scored on
+        validation and on test. Choosing the policy too by the same criterion, the
+        cheapest operating point on validation, is one more choice made on the same
+        validation images: ``chosen`` marks it (on a tie, the first listed).
+
+        Args:
+            policies: policy names (``helpers.policies``), the first the default.
+
+        Returns:
+            A DataFrame indexed by policy, with columns ``threshold``, ``val_drop``,
+            ``val_relative_cost``, ``test_drop``, ``test_relative_cost`` (drops in points
+            below the final exit on that split), ``test_predicted_speedup`` and ``chosen``
+            (bool, one row).
+        """
+        import pandas as pd
+
+        names = [resolve_policy(p).name for p in policies]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"name one or more distinct policies, got {list(policies)}")
+        rows = {n: self._operating_point(self, n, threshold=self.operating_threshold(n))[0] for n in names}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table["threshold"] = pd.Series({n: row["threshold"] for n, row in rows.items()}, dtype=object)  # patience: int
+        table["chosen"] = False
+        table.loc[table["val_relative_cost"].astype(float).idxmin(), "chosen"] = True  # idxmin: the first of a tie
+        return table
+
     def closed_exit_comparison(
         self, closed: Sequence[str], policy: Rule = "entropy", removed_costs: Sequence[float] | None = None,
     ):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -368,3 +370,33 @@ def test_exit_subset_study_by_hand():
     assert list(study["val_relative_cost"]) == sorted(study["val_relative_cost"])
     with pytest.raises(ValueError, match="no subsets"):
         a.exit_subset_study({})
+
+
+def test_policy_study_by_hand():
+    # Validation = test = the hand-made example (final exit 50 % right), the tolerance lets
+    # anything down to 49 % pass. entropy: the recorded tau* = 1 (everybody out at exit_1, cost
+    # 0.3). max_prob: samples 0 (sure) and 3 (p = 3/4) leave right at exit_1, sample 1 at exit_2
+    # (p = 3/4), and below p = 1/2 all four leave at exit_1; all of these keep 50 % or more, so the
+    # stable rule walks down to the cheapest, everybody at exit_1: cost 0.3 again. patience: p = 2
+    # lets sample 2 out wrong at exit_2 (exits 1 and 2 agree on class 0) and falls to 25 %, so the
+    # rule stops at p = 3: everybody at the final exit, cost 1.1.
+    a = evaluation.Analysis("hand", ["exit_1", "exit_2", "final"], ["a", "b"], COSTS, LOGITS, LABELS, LOGITS,
+                            LABELS, 1.0, 0.01)
+    study = a.policy_study()
+    assert list(study.index) == ["entropy", "max_prob", "patience"]
+    assert study.loc["entropy", "threshold"] == 1.0
+    assert study.loc["patience", "threshold"] == 3 and isinstance(study.loc["patience", "threshold"], int)
+    np.testing.assert_allclose(study["val_relative_cost"], [0.3, 0.3, 1.1])
+    np.testing.assert_allclose(study["test_drop"], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(study["test_predicted_speedup"], [1 / 0.3, 1 / 0.3, 1 / 1.1])
+    assert study["chosen"].tolist() == [True, False, False]  # entropy and max_prob tie: the first listed
+    assert a.policy_study(["max_prob", "entropy"])["chosen"].tolist() == [True, False]
+    # entropy's row is the recorded tau*: with tau* = 0 (nobody leaves early) max_prob is cheaper
+    recorded_zero = dataclasses.replace(a, threshold=0.0)
+    study = recorded_zero.policy_study(["entropy", "max_prob"])
+    assert study.loc["entropy", "val_relative_cost"] == pytest.approx(1.1)
+    assert study["chosen"].tolist() == [False, True]
+    with pytest.raises(ValueError, match="distinct policies"):
+        a.policy_study(["entropy", "entropy"])
+    with pytest.raises(ValueError, match="unknown"):
+        a.policy_study(["confidence"])
