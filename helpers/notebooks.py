@@ -2,11 +2,13 @@
 
     python -m helpers.notebooks            # every notebooks/NN_*.ipynb, in order
     python -m helpers.notebooks 03 04      # only those whose name starts with 03 or 04
+    python -m helpers.notebooks --no-readme 06   # leave README's timings table alone
 
 Each notebook is executed in place (outputs kept, as students read them on
 GitHub), its per-cell execution timestamps are turned into a wall time, then
 stripped, and so are TensorFlow's C++ log lines on stderr. The timings table in README.md (between the ``timings`` markers) is
-rewritten from those measurements (``helpers.report``).
+rewritten from those measurements (``helpers.report``), except with ``--no-readme``
+or in quick mode (``EARLY_EXIT_QUICK=1``), whose wall times are not the full runs'.
 """
 
 from __future__ import annotations

@@ -1,8 +1,16 @@
 """Find and load trained models: a model file, a run folder, or a reference model's name.
 
-Reference models live in ``models/<name>/`` (``model.keras`` and ``meta.json``);
-runs written by ``helpers.train`` live in any folder with ``model.keras`` and
-``config.json``. Both carry the class names in label order.
+Reference models live in ``models/<name>/`` (``model.keras``, ``config.json``,
+``history.csv`` and ``split.json``); runs written by ``helpers.train`` live in any
+folder with ``model.keras`` and ``config.json``. Both carry the class names in label
+order.
+
+    python -m helpers.registry publish RUN_DIR [--name NAME] [--source DATA] [--rule RULE] [--overwrite]
+    python -m helpers.registry retune NAME ... [--source DATA] [--rule RULE]
+
+``publish`` copies a finished run into ``models/`` with its tau* chosen on its own
+validation split (``publish_run``); ``retune`` chooses the tau* of reference models
+again and rewrites only their ``config.json`` (``retune``).
 
 ``models/aliases.json`` gives some reference models a second, stable name: the
 names the project promises (``flowers-vgg11`` is the recommended multi-exit model,
@@ -171,14 +179,16 @@ def _experiment_fields(config: dict) -> dict:
 
 def publish(
     run_dir: str | os.PathLike, name: str, threshold: float, dataset: str = "tf_flowers", rule: str | None = None,
-    model=None, overwrite: bool = False,
+    model=None, overwrite: bool = False, thresholds: dict[str, float | int] | None = None,
 ) -> Path:
     """Copy a finished run into ``models/<name>/`` as a reference model.
 
     Writes ``model.keras`` without optimizer state (so it stays small),
     ``config.json`` (the run's, plus ``reference_name``, ``dataset``, ``kind`` (with the seed
     when it is not 0), the operating ``threshold`` tau* chosen on validation and the
-    ``threshold_rule`` that chose it (``None`` for a plain model)), ``history.csv`` and,
+    ``threshold_rule`` that chose it (``None`` for a plain model), and ``thresholds``, the
+    operating thresholds of the other exit policies chosen the same way, when given),
+    ``history.csv`` and,
     when the run has one, ``split.json`` (so ``helpers.benchmark --split test`` works on
     the reference model). ``model`` is the run's model when the caller has already loaded
     it (else it is loaded from the run).
@@ -231,6 +241,8 @@ def publish(
         "threshold": float(threshold),
         "threshold_rule": rule,
     }
+    if thresholds:
+        config["thresholds"] = dict(thresholds)
     (out / "config.json").write_text(json.dumps(config, indent=1))
     shutil.copyfile(run_dir / "history.csv", out / "history.csv")
     if (run_dir / "split.json").is_file():
@@ -244,16 +256,20 @@ DATASET_NAMES = {"flowers": "tf_flowers", "cifar10": "cifar10"}
 
 def _operating_threshold(
     run_dir: str | os.PathLike, source: str | os.PathLike | None, tolerance: float, rule: str, progress: bool,
-) -> tuple[object, object, float, str | None]:
-    """``(run, experiment, tau*, rule)`` of a finished run or reference model, tau* chosen on its own validation split.
+) -> tuple[object, object, float, str | None, dict]:
+    """``(run, experiment, tau*, rule, thresholds)`` of a finished run or reference model, tau* chosen on its
+    own validation split.
 
-    ``run`` is the loaded ``helpers.train.TrainedRun``.
+    ``run`` is the loaded ``helpers.train.TrainedRun``; ``thresholds`` holds the operating
+    threshold of every other exit policy (``max_prob``, ``patience``), chosen on the same
+    validation split by the same rule and tolerance (``Analysis.operating_threshold``).
 
-    A plain model has no exit to choose for: its tau* is 0 and its rule ``None``, and no
-    images are read.
+    A plain model has no exit to choose for: its tau* is 0, its rule ``None`` and its
+    ``thresholds`` empty, and no images are read.
     """
     from helpers.evaluation import THRESHOLD_RULES, analyse
     from helpers.experiments import Experiment
+    from helpers.policies import POLICIES
     from helpers.train import load_run, prepare_splits
 
     if rule not in THRESHOLD_RULES:  # before the images are read
@@ -261,14 +277,16 @@ def _operating_threshold(
     run = load_run(run_dir)
     exp = Experiment.from_dict(run.config["experiment"])
     if len(run.model.outputs) == 1:
-        return run, exp, 0.0, None
+        return run, exp, 0.0, None, {}
     splits = prepare_splits(exp, source, quick=bool(run.config.get("quick")), progress=progress)
     if splits.fingerprint() != run.config["split_fingerprint"]:
         raise ValueError(
             f"the rebuilt split ({splits.fingerprint()}) is not the one {run_dir} was trained on "
             f"({run.config['split_fingerprint']}); pass the same data as --source"
         )
-    return run, exp, analyse(run.model, splits, exp.name, tolerance, rule=rule).threshold, rule
+    analysis = analyse(run.model, splits, exp.name, tolerance, rule=rule)
+    others = {name: analysis.operating_threshold(name) for name in POLICIES if name != "entropy"}
+    return run, exp, analysis.threshold, rule, others
 
 
 def publish_run(
@@ -280,7 +298,10 @@ def publish_run(
     The split is rebuilt from the run's configuration (``helpers.train.prepare_splits``
     with ``source``) and must have the fingerprint recorded at training time; tau* is
     ``helpers.evaluation.analyse``'s choice (by ``rule`` among the thresholds within
-    ``tolerance`` of the final exit's validation accuracy).
+    ``tolerance`` of the final exit's validation accuracy). The other exit policies'
+    thresholds are chosen the same way and recorded as ``thresholds`` (what
+    ``helpers.evaluate`` and ``helpers.benchmark`` use for ``--policy`` without
+    ``--threshold``).
 
     Args:
         run_dir: a finished run of ``helpers.train``.
@@ -298,16 +319,18 @@ def publish_run(
     from helpers.evaluation import DEFAULT_THRESHOLD_RULE
 
     rule = rule or DEFAULT_THRESHOLD_RULE
-    run, exp, threshold, used = _operating_threshold(run_dir, source, tolerance, rule, progress)
+    run, exp, threshold, used, others = _operating_threshold(run_dir, source, tolerance, rule, progress)
     dataset = DATASET_NAMES.get(exp.dataset, exp.dataset)
-    return publish(run_dir, name or exp.name, threshold, dataset, used, model=run.model, overwrite=overwrite)
+    return publish(run_dir, name or exp.name, threshold, dataset, used, model=run.model, overwrite=overwrite,
+                   thresholds=others)
 
 
 def retune(
     spec: str | os.PathLike, source: str | os.PathLike | None = None, tolerance: float = 0.01,
     rule: str | None = None, progress: bool = True,
 ) -> tuple[Path, float | None, float, str | None]:
-    """Choose a reference model's tau* again, by ``rule``, and rewrite only its ``config.json``.
+    """Choose a reference model's tau* (and its other policies' ``thresholds``) again, by ``rule``, and
+    rewrite only its ``config.json``.
 
     ``model.keras`` and the rest stay byte for byte as they are (a re-published model would
     be saved again, and a new copy of its weights would go into git). A plain model keeps
@@ -333,15 +356,17 @@ def retune(
     config = json.loads(config_path.read_text())
     if "reference_name" not in config:
         raise ValueError(f"{folder} is not a published reference model (its config.json has no reference_name)")
-    _, _, threshold, used = _operating_threshold(folder, source, tolerance, rule, progress)
+    _, _, threshold, used, others = _operating_threshold(folder, source, tolerance, rule, progress)
     old = config.get("threshold")
     config |= {"threshold": float(threshold), "threshold_rule": used}
+    if others:
+        config["thresholds"] = others
     config_path.write_text(json.dumps(config, indent=1))
     return folder, old, config["threshold"], used
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.registry publish RUN_DIR [--name NAME] [--source DATA] [--rule RULE]``
+    """``python -m helpers.registry publish RUN_DIR [--name NAME] [--source DATA] [--rule RULE] [--overwrite]``
     or ``python -m helpers.registry retune NAME ... [--source DATA] [--rule RULE]``."""
     import argparse
     import sys
@@ -350,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m helpers.registry",
-        description="Publish a finished training run as a reference model in models/, with tau* chosen on validation.",
+        description="Publish a finished training run as a reference model in models/, with tau* chosen on "
+        "validation (publish), or choose the tau* of reference models again (retune).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     pub = sub.add_parser("publish", help="copy a finished run into models/<name>/")

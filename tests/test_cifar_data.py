@@ -134,8 +134,13 @@ def test_train_a_resnet_publish_it_and_evaluate_it_on_the_npz(cifar_npz, tmp_pat
     assert capsys.readouterr().out.startswith(f"published {tmp_path / 'models' / 'tiny-cifar'}")
     config = json.loads((tmp_path / "models" / "tiny-cifar" / "config.json").read_text())
     splits = train.prepare_splits(exp, npz=cifar_npz, quick=True)
-    assert config["threshold"] == evaluation.analyse(loaded.model, splits, "x").threshold
+    analysis = evaluation.analyse(loaded.model, splits, "x")
+    assert config["threshold"] == analysis.threshold
     assert config["threshold_rule"] == evaluation.DEFAULT_THRESHOLD_RULE
+    # the other policies' operating thresholds, chosen on the same validation split by the same rule
+    assert config["thresholds"] == {"max_prob": analysis.operating_threshold("max_prob"),
+                                    "patience": analysis.operating_threshold("patience")}
+    assert isinstance(config["thresholds"]["patience"], int)
     assert config["dataset"] == "cifar10" and config["kind"] == "multi-exit (1 early exit)"
     # retune: tau* chosen again by another rule; only config.json changes
     published = tmp_path / "models" / "tiny-cifar"
@@ -145,8 +150,10 @@ def test_train_a_resnet_publish_it_and_evaluate_it_on_the_npz(cifar_npz, tmp_pat
     after = {p.name: p.read_bytes() for p in published.iterdir()}
     assert {n for n in before if before[n] != after[n]} <= {"config.json"}
     retuned = json.loads(after["config.json"])
-    assert retuned["threshold"] == evaluation.analyse(loaded.model, splits, "x", rule="cheapest").threshold
+    cheapest = evaluation.analyse(loaded.model, splits, "x", rule="cheapest")
+    assert retuned["threshold"] == cheapest.threshold
     assert retuned["threshold_rule"] == "cheapest"
+    assert retuned["thresholds"] == {p: cheapest.operating_threshold(p) for p in ("max_prob", "patience")}
     assert {k: v for k, v in retuned.items() if not k.startswith("threshold")} == {
         k: v for k, v in config.items() if not k.startswith("threshold")}
     assert registry.main(["retune", str(tmp_path / "run"), "--source", str(cifar_npz)]) == 2  # a run, not published

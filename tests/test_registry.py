@@ -179,6 +179,21 @@ def test_every_shipped_reference_model_ships_the_split_it_was_trained_on():
         assert [len(ids[k]) for k in ("train", "val", "test")] == config["split_sizes"], name
 
 
+def test_every_shipped_multi_exit_model_records_the_other_policies_thresholds():
+    """``thresholds`` (what ``--policy max_prob|patience`` uses without ``--threshold``) is recorded
+    for every multi-exit reference model, each valid for its policy; a plain model has none."""
+    from helpers.policies import resolve_policy
+
+    for name, config in _shipped_configs().items():
+        if config["threshold_rule"] is None:  # a plain network: no exit to choose for
+            assert "thresholds" not in config, name
+            continue
+        assert set(config["thresholds"]) == {"max_prob", "patience"}, name
+        for policy, threshold in config["thresholds"].items():
+            assert resolve_policy(policy).check(threshold) == threshold, (name, policy)
+        assert isinstance(config["thresholds"]["patience"], int), name
+
+
 # --------------------------------------------------------------------------- load
 
 
@@ -280,7 +295,7 @@ def test_publish_command_reports_a_taken_name_in_one_line(run_dir, models_dir, m
     (run_dir / "config.json").write_text(json.dumps({"name": "tiny", "class_names": CLASSES,
                                                     "experiment": {"epochs": 3}, "seed": 1}))
     # tau* without images: the run is judged on its config alone
-    monkeypatch.setattr(registry, "_operating_threshold", lambda *args: (_Run(), _Exp(), 0.3, "stable"))
+    monkeypatch.setattr(registry, "_operating_threshold", lambda *args: (_Run(), _Exp(), 0.3, "stable", {}))
     assert registry.main(["publish", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "--overwrite" in err
