@@ -1,6 +1,7 @@
 """Export a multi-exit model as a self-contained TensorFlow SavedModel.
 
     python -m helpers.export MODEL OUT_DIR [--precision float32|mixed_bfloat16|mixed_float16] [--exits E1,E2,...]
+                             [--policy entropy|max_prob|patience] [--overwrite]
 
 MODEL is a ``.keras`` file, a run folder or the name of a reference model (see
 ``helpers.registry``). The SavedModel needs nothing from this repository: load it
@@ -17,7 +18,8 @@ input size (the model's own preprocessing is inside):
   ``[N, K]``. The plain network's cost: the baseline.
 - ``all_exits``: every head on the whole batch -> ``logits`` float32 ``[N, E, K]``
   (E outputs, final last; every block runs once).
-- ``early_exit``: also ``threshold``, a float32 scalar in [0, 1] -> ``label`` int32
+- ``early_exit``: also ``threshold``, a float32 scalar in [0, 1] (for ``--policy
+  patience`` the integer p) -> ``label`` int32
   ``[N]``, ``exit`` int32 ``[N]`` (1-based, E is the final classifier) and
   ``probabilities`` float32 ``[N, K]``, computing for each image only the stages it
   needs (``helpers.inference.EarlyExitEngine``).
@@ -31,8 +33,15 @@ to float32 rounding, one pass less over every activation map.
 
 The same four functions are attributes of the loaded object (``loaded.full(images)``
 ...). Non-trainable variables carry the metadata: ``class_names`` (tf.string ``[K]``),
-``exit_names`` (tf.string ``[E]``) and ``default_threshold`` (float32, the model's
-chosen threshold if its metadata has one, else 0.5).
+``exit_names`` (tf.string ``[E]``), ``policy`` (tf.string, the exit rule that
+``threshold`` is a threshold of) and ``default_threshold`` (float32, the model's
+chosen threshold for that policy if its metadata has one, else the policy's default).
+
+``--policy`` chooses the exit rule of ``early_exit`` (``helpers.policies``): normalised
+entropy by default (leave when it is below ``threshold``), ``max_prob`` (leave when the
+top probability is above it) or ``patience`` (``threshold`` = p, leave once p
+consecutive exits agree). Patience remembers the earlier exits' labels, so it takes no
+per-exit thresholds: its export has no ``early_exit_per_exit`` (``signature_names``).
 
 Wrong inputs: the signatures accept uint8 images of any height and width, and an
 assertion inside the graph rejects every size but the model's before anything is
@@ -72,6 +81,16 @@ SIGNATURES = ("full", "all_exits", "early_exit", "early_exit_per_exit")
 PRECISION_CHOICES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
+def signature_names(policy: str = "entropy") -> tuple[str, ...]:
+    """The serving signatures of an export with exit ``policy``: ``SIGNATURES``, without
+    ``early_exit_per_exit`` for a policy that takes no per-exit thresholds (patience)."""
+    from helpers.policies import resolve_policy
+
+    if resolve_policy(policy).integer:
+        return tuple(name for name in SIGNATURES if name != "early_exit_per_exit")
+    return SIGNATURES
+
+
 def _size_check(image_shape: Sequence[int]) -> Callable[[tf.Tensor], tf.Tensor]:
     """A graph function asserting that ``images`` are ``[N, *image_shape]``, then fixing that static shape."""
     h, w, c = (int(d) for d in image_shape)
@@ -90,11 +109,11 @@ def _size_check(image_shape: Sequence[int]) -> Callable[[tf.Tensor], tf.Tensor]:
 
 
 class EarlyExitModule(tf.Module):
-    """The object written to the SavedModel: four tf.functions and the metadata variables.
+    """The object written to the SavedModel: the tf.functions of ``signature_names`` and the metadata variables.
 
     Args:
         engine: a ``helpers.inference.EarlyExitEngine`` (its model's variables are
-            captured by the functions and tracked here).
+            captured by the functions and tracked here); its policy is the export's.
         class_names: class names in label order.
         default_threshold: stored as ``default_threshold`` for the users of the export.
     """
@@ -107,6 +126,8 @@ class EarlyExitModule(tf.Module):
             )
         self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string, name="class_names")
         self.exit_names = tf.Variable(engine.exit_names, trainable=False, dtype=tf.string, name="exit_names")
+        self.policy = tf.Variable(engine.policy.name, trainable=False, dtype=tf.string, name="policy")
+        self.signature_names = signature_names(engine.policy.name)
         self.default_threshold = tf.Variable(
             float(default_threshold), trainable=False, dtype=tf.float32, name="default_threshold"
         )
@@ -139,18 +160,19 @@ class EarlyExitModule(tf.Module):
         self.full = full
         self.all_exits = all_exits
         self.early_exit = early_exit
-        self.early_exit_per_exit = early_exit_per_exit
+        if "early_exit_per_exit" in self.signature_names:
+            self.early_exit_per_exit = early_exit_per_exit
         # Track the model's variables that the functions use (as keras.export does),
         # rather than the Keras model itself: the export holds plain TF objects only.
         seen: dict[int, tf.Variable] = {}
-        for name in SIGNATURES:
+        for name in self.signature_names:
             for v in getattr(self, name).get_concrete_function().variables:
                 seen.setdefault(id(v), v)
         self.model_variables = list(seen.values())
 
     def serving_signatures(self) -> dict:
         """The concrete functions to register as serving signatures."""
-        return {name: getattr(self, name).get_concrete_function() for name in SIGNATURES}
+        return {name: getattr(self, name).get_concrete_function() for name in self.signature_names}
 
 
 def export_saved_model(
@@ -159,6 +181,7 @@ def export_saved_model(
     out_dir: str | os.PathLike,
     default_threshold: float = 0.5,
     overwrite: bool = False,
+    policy: str = "entropy",
 ) -> Path:
     """Write ``model`` as a SavedModel with the ``full``, ``all_exits``, ``early_exit`` and ``early_exit_per_exit`` signatures.
 
@@ -169,8 +192,9 @@ def export_saved_model(
         model: a multi-exit model from ``helpers.models`` (run in its own precision).
         class_names: class names in label order.
         out_dir: the SavedModel folder to create.
-        default_threshold: stored in the export as ``default_threshold``.
+        default_threshold: stored in the export as ``default_threshold`` (a threshold of ``policy``).
         overwrite: replace an existing ``out_dir``.
+        policy: the exit rule of ``early_exit`` (``signature_names`` says which signatures it gets).
 
     Returns:
         ``out_dir`` as a ``Path``.
@@ -180,14 +204,14 @@ def export_saved_model(
         ValueError: the model is not a multi-exit model of ``helpers.models``.
     """
     from helpers.inference import EarlyExitEngine
-    from helpers.policies import check_threshold
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} is a file; choose a folder name for the SavedModel")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} already exists and is not empty; choose another folder or pass --overwrite")
-    module = EarlyExitModule(EarlyExitEngine(model), class_names, check_threshold(default_threshold))
+    engine = EarlyExitEngine(model, policy)
+    module = EarlyExitModule(engine, class_names, engine.policy.check(default_threshold))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
@@ -207,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 on success, 2 on an error (one line on stderr).
     """
-    from helpers.evaluate import argument_type
+    from helpers.evaluate import argument_type, default_threshold
     from helpers.models import parse_exits
+    from helpers.policies import POLICIES
 
     parser = argparse.ArgumentParser(
         prog="python -m helpers.export",
@@ -224,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exits", type=argument_type(parse_exits),
                         help="export only these early exits (names or 1-based numbers, comma-separated, or none): "
                         "the other heads are left out")
+    parser.add_argument("--policy", default="entropy", choices=sorted(POLICIES),
+                        help="exit rule of early_exit (default entropy); default_threshold is the model's threshold "
+                        "for it (tau* for entropy)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
     args = parser.parse_args(argv)
     try:
@@ -236,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         model = with_precision(loaded.model, args.precision) if args.precision else loaded.model
         if args.exits is not None:
             model = select_exits(model, args.exits)
-        threshold = loaded.meta.get("threshold", 0.5)
+        threshold = default_threshold(loaded.meta, args.policy)
         print(f"tracing and writing the SavedModel to {args.out_dir} ...", file=sys.stderr)
-        out = export_saved_model(model, loaded.class_names, args.out_dir, threshold, args.overwrite)
+        out = export_saved_model(model, loaded.class_names, args.out_dir, threshold, args.overwrite, args.policy)
     except Exception as err:  # one line, no traceback: the message says what to fix
         message = " ".join(str(err).split()) or type(err).__name__
         expected = isinstance(err, (ValueError, OSError, TypeError))
@@ -246,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     size = model.inputs[0].shape[1]
     print(
-        f"wrote {out}: signatures {', '.join(SIGNATURES)}; images uint8 [N, {size}, {size}, 3]; "
+        f"wrote {out}: signatures {', '.join(signature_names(args.policy))}; images uint8 [N, {size}, {size}, 3]; "
         f"{len(model.outputs)} outputs, {len(loaded.class_names)} classes"
     )
     return 0

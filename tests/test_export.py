@@ -51,6 +51,7 @@ RELOAD_SCRIPT = textwrap.dedent(
         "class_names": np.array([s.decode() for s in loaded.class_names.numpy()]),
         "exit_names": np.array([s.decode() for s in loaded.exit_names.numpy()]),
         "default_threshold": loaded.default_threshold.numpy(),
+        "policy": np.array(loaded.policy.numpy().decode()),
         "signatures": np.array(sorted(loaded.signatures)),
     }
     for t in THRESHOLDS:
@@ -114,6 +115,7 @@ def test_reloaded_export_equals_the_in_memory_model(model, images, exported, tmp
     assert out["class_names"].tolist() == CLASS_NAMES
     assert out["exit_names"].tolist() == models.output_names(model)
     assert out["default_threshold"] == pytest.approx(0.6)
+    assert str(out["policy"]) == "entropy"  # the default rule, which the threshold is a threshold of
 
     reference = np.stack([np.asarray(o) for o in model(images, training=False)], axis=1)  # (N, E, K)
     assert out["all_exits"].shape == reference.shape
@@ -222,3 +224,31 @@ def test_cli_exits_option_leaves_the_other_heads_out(model, run_folder, exported
     assert len(loaded.model_variables) < len(tf.saved_model.load(str(exported)).model_variables)
     assert main([str(run_folder), str(tmp_path / "bad"), "--exits", "final"]) == 2
     assert "is the final classifier" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("policy", "threshold", "per_exit"), [("max_prob", 0.75, True), ("patience", 2, False)])
+def test_cli_policy_option(model, images, tmp_path, capsys, policy, threshold, per_exit):
+    """--policy: early_exit leaves by that rule, at the model's recorded threshold for it by default."""
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"class_names": CLASS_NAMES, "threshold": 0.6,
+                                                 "thresholds": {"max_prob": 0.75, "patience": 2}}))
+    out = tmp_path / policy
+    assert main([str(run), str(out), "--policy", policy]) == 0
+    assert ("early_exit_per_exit" in capsys.readouterr().out) == per_exit
+    loaded = tf.saved_model.load(str(out))
+    assert loaded.policy.numpy().decode() == policy
+    assert loaded.default_threshold.numpy() == pytest.approx(threshold)
+    assert ("early_exit_per_exit" in loaded.signatures) == per_exit
+    engine = EarlyExitEngine(model, policy)
+    expected = engine.predict(images, threshold)
+    assert len(np.unique(expected["exit"])) >= 2, "the threshold should send samples to several exits"
+    got = loaded.signatures["early_exit"](images=tf.constant(images), threshold=tf.constant(threshold, tf.float32))
+    assert_array_equal(got["exit"].numpy(), expected["exit"])
+    assert_array_equal(got["label"].numpy(), expected["label"])
+    assert not np.array_equal(expected["exit"], EarlyExitEngine(model).predict(images, 0.6)["exit"])  # not entropy's
+    if per_exit:
+        ts = [0.6, 0.0, 0.9, 0.75, 0.8]
+        got = loaded.signatures["early_exit_per_exit"](images=tf.constant(images), thresholds=tf.constant(ts))
+        assert_array_equal(got["exit"].numpy(), engine.predict(images, ts)["exit"])
