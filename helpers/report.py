@@ -146,6 +146,19 @@ def markdown_table(frame, digits: int = 2, percent: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+def rule_summary_markdown(summary) -> str:
+    """A ``helpers.evaluation.rule_study_summary`` table (index ``(model, setting)``) in Markdown.
+
+    Drops are shown in points, the share within tolerance as a percentage; each row is
+    labelled with the model name in backticks, then the setting (``policy`` or ``rule``).
+    """
+    shown = summary.assign(mean_drop=100 * summary["mean_drop"], drop_p95=100 * summary["drop_p95"])
+    shown = shown[["within", "mean_drop", "drop_p95", "mean_cost"]]
+    shown.index = [f"`{model}`, {setting}" for model, setting in shown.index]
+    shown.columns = ["within tolerance", "mean drop (points)", "95th-percentile drop (points)", "mean cost"]
+    return markdown_table(shown, digits=2, percent=["within tolerance"])
+
+
 def format_p(p) -> str:
     """A p-value for a table: three decimals, ``<0.001`` below that, ``–`` when missing (NaN or None)."""
     if p is None or math.isnan(p):

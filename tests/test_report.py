@@ -512,3 +512,14 @@ def test_validation_choice_errors():
     out = _two_exit_run("c", ["sure", "wrong"])
     with pytest.raises(ValueError, match="within 1 point"):
         report.validation_choice({"c": out})
+
+
+def test_rule_summary_markdown_in_points_and_percent():
+    summary = pd.DataFrame(
+        {"within": [0.5, 0.75], "mean_drop": [0.012, -0.001], "drop_p95": [0.05, 0.02], "mean_cost": [0.6, 0.456]},
+        index=pd.MultiIndex.from_tuples([("m", "stable"), ("m", "cheapest")]),
+    )
+    lines = report.rule_summary_markdown(summary).splitlines()
+    assert lines[0] == "|  | within tolerance | mean drop (points) | 95th-percentile drop (points) | mean cost |"
+    assert lines[2] == "| `m`, stable | 50.0% | 1.20 | 5.00 | 0.60 |"
+    assert lines[3] == "| `m`, cheapest | 75.0% | -0.10 | 2.00 | 0.46 |"
