@@ -264,6 +264,9 @@ def evaluate_model(
     costs = relative_costs(model)
     if thresholds is not None:
         thresholds = _check_per_exit(thresholds, len(costs) - 1, policy_spec)
+    if data_dir is not None and (budget is not None or subset):
+        # the folder's layout and class names first: a mistake there should not wait for a validation pass
+        remap_labels(data_lib.find_image_files(data_dir, min_classes=1)[2], loaded.class_names)
     budget_info = None
     if budget is not None:
         from helpers.budget import threshold_for_budget

@@ -217,7 +217,7 @@ def test_a_subset_of_exits(model_dir, folder, tiny_model, capsys):
     assert every["threshold"] == 0.7 and "subset_threshold" not in every
 
 
-def test_a_subset_of_exits_gets_its_threshold_on_validation(tmp_path, spread_model, capsys):
+def test_a_subset_of_exits_gets_its_threshold_on_validation(tmp_path, spread_model, capsys, monkeypatch):
     """Without a threshold, --exits chooses one for the kept exits on validation, as tau* was chosen."""
     classes = ["daisy", "dandelion", "roses"]
     model = spread_model(seed=1)  # with these images, thresholds that differ by subset and by rule
@@ -276,3 +276,14 @@ def test_a_subset_of_exits_gets_its_threshold_on_validation(tmp_path, spread_mod
     assert len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):  # nothing to choose: --val-dir would be ignored
         evaluate.main([*argv, "--threshold", "0.5", "--val-dir", str(val_dir)])
+    capsys.readouterr()
+    # a folder the model cannot read is reported first, before any validation pass
+    unknown = data.write_image_folder(data.synthetic_images(2, 1, 40, seed=3), tmp_path / "other", ["tulips"])
+    calls = []
+    monkeypatch.setattr(evaluate, "validation_logits", lambda *args, **kwargs: calls.append(args))
+    for bad in (unknown, tmp_path / "missing"):
+        for choice in (["--exits", "1,3"], ["--budget", "0.5"]):
+            assert evaluate.main([str(folder), "--data-dir", str(bad), *choice, "--val-dir", str(val_dir)]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and ("tulips" in err or "does not exist" in err)
+    assert calls == []
