@@ -226,7 +226,7 @@ def calibrated_analysis(analysis, temperatures: Sequence[float] | None = None):
         ``" (calibrated)"``, entropy tau* re-chosen on the scaled validation logits with
         the same tolerance and rule) and the temperatures used.
     """
-    from helpers.evaluation import choose_threshold, exit_accuracies
+    from helpers.evaluation import choose_on_validation
 
     temps = fit_temperatures(analysis.val_logits, analysis.val_labels) if temperatures is None else np.asarray(temperatures)
     scaled = dataclasses.replace(
@@ -235,6 +235,6 @@ def calibrated_analysis(analysis, temperatures: Sequence[float] | None = None):
         val_logits=apply_temperatures(analysis.val_logits, temps),
         test_logits=apply_temperatures(analysis.test_logits, temps),
     )
-    final = float(exit_accuracies(scaled.val_logits, scaled.val_labels)[-1])
-    scaled.threshold = choose_threshold(scaled.sweep("val"), final, scaled.tolerance, scaled.rule)
+    scaled.threshold = choose_on_validation(scaled.val_logits, scaled.val_labels, scaled.costs, scaled.tolerance,
+                                            scaled.rule)
     return scaled, temps

@@ -35,7 +35,7 @@ classifier alone): the other heads are removed, not closed
 list of the output covers the kept exits only. The model's tau* was chosen with every
 exit and is no operating point for fewer, so without ``--threshold``, ``--thresholds``
 or ``--budget`` the threshold is chosen again for the kept exits on the validation
-images (found as for ``--budget``, below), as tau* was: by ``choose_threshold`` with
+images (found as for ``--budget``, below), as tau* was: by ``choose_on_validation`` with
 the model's threshold rule and a tolerance of one point below the final exit
 (``TOLERANCE``). Keeping every early exit keeps tau*.
 
@@ -86,13 +86,12 @@ from helpers.cost import relative_costs
 from helpers.evaluation import (
     DEFAULT_THRESHOLD_RULE,
     accuracy_interval,
-    choose_threshold,
+    choose_on_validation,
     collect_logits,
     correct,
     evaluate_threshold,
     exit_accuracies,
     paired_test,
-    sweep,
 )
 from helpers.limits import at_most
 from helpers.models import parse_exits, select_exits
@@ -334,7 +333,7 @@ def subset_threshold(
 
     ``loaded.model`` is the network with the kept exits (``select_exits``); its
     validation logits come from ``val_dir`` or the rebuilt split (``validation_logits``),
-    and ``choose_threshold`` picks the threshold with the model's recorded
+    and ``choose_on_validation`` picks the threshold with the model's recorded
     ``threshold_rule`` (default ``DEFAULT_THRESHOLD_RULE``) within ``TOLERANCE`` of the
     final exit's validation accuracy.
 
@@ -348,11 +347,11 @@ def subset_threshold(
     val_logits, val_labels, where = validation_logits(
         loaded, val_dir, source, batch_size, progress, purpose="choosing a threshold for --exits")
     rule = loaded.meta.get("threshold_rule") or DEFAULT_THRESHOLD_RULE
-    final = float(exit_accuracies(val_logits, val_labels)[-1])
-    threshold = choose_threshold(sweep(val_logits, val_labels, costs, rule=policy), final, TOLERANCE, rule)
+    threshold = choose_on_validation(val_logits, val_labels, costs, TOLERANCE, rule, policy)
     at = evaluate_threshold(val_logits, val_labels, costs, threshold, policy)
     return {"rule": rule, "tolerance": TOLERANCE, "validation": where, "val_images": int(len(val_labels)),
-            "threshold": threshold, "val_accuracy": at["accuracy"], "val_final_accuracy": final,
+            "threshold": threshold, "val_accuracy": at["accuracy"],
+            "val_final_accuracy": float(exit_accuracies(val_logits, val_labels)[-1]),
             "val_relative_cost": at["relative_cost"]}
 
 

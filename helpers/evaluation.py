@@ -339,6 +339,23 @@ def choose_threshold(
     return _number(best["threshold"].iloc[0])
 
 
+def choose_on_validation(
+    logits: np.ndarray, labels: np.ndarray, costs: Sequence[float], tolerance: float = 0.01,
+    rule: str = DEFAULT_THRESHOLD_RULE, policy: Rule = "entropy", closed: Sequence[int] = (),
+) -> float | int:
+    """The threshold chosen on validation as every tau* is: ``choose_threshold`` on the
+    policy's ``sweep`` of these validation logits, against their final exit's accuracy.
+
+    Args:
+        logits: ``(N, E, K)`` validation logits of every exit; labels: ``(N,)``; costs: ``(E,)``.
+        tolerance, rule: as for ``choose_threshold``.
+        policy: the exit policy whose default grid is swept.
+        closed: early exits where nobody leaves (see ``evaluate_threshold``).
+    """
+    final = float(exit_accuracies(logits, labels)[-1])
+    return choose_threshold(sweep(logits, labels, costs, rule=policy, closed=closed), final, tolerance, rule)
+
+
 def threshold_rule_study(
     logits: np.ndarray,
     labels: np.ndarray,
@@ -605,11 +622,12 @@ class Analysis:
     def _chosen_threshold(self, analysis: Analysis, policy: Rule, closed: Sequence[int] = ()) -> float | int:
         """The threshold ``analysis`` (this one, or one of its subsets) gets on validation with ``closed`` exits.
 
-        Chosen as tau* is: ``choose_threshold`` with this analysis's ``tolerance`` and
-        ``rule``, against the final exit's validation accuracy (the same in every subset).
+        Chosen as tau* is (``choose_on_validation``), with this analysis's ``tolerance`` and
+        ``rule``; a subset's final exit is this analysis's, so the accuracy to stay within
+        the tolerance of is the same.
         """
-        final_val = float(exit_accuracies(self.val_logits, self.val_labels)[-1])
-        return choose_threshold(analysis.sweep("val", policy=policy, closed=closed), final_val, self.tolerance, self.rule)
+        return choose_on_validation(analysis.val_logits, analysis.val_labels, analysis.costs, self.tolerance,
+                                    self.rule, policy, closed)
 
     def _operating_point(
         self, analysis: Analysis, policy: Rule, closed: Sequence[int] = (), threshold: float | int | None = None,
@@ -637,14 +655,12 @@ class Analysis:
     def operating_threshold(self, policy: Rule = "entropy") -> float | int:
         """The policy's operating threshold: ``threshold`` for entropy, else chosen on validation like it.
 
-        The choice is ``choose_threshold`` on the validation sweep with this analysis's
-        ``tolerance`` and ``rule``.
+        The choice is ``choose_on_validation`` with this analysis's ``tolerance`` and ``rule``.
         """
         spec = resolve_policy(policy)
         if spec.name == "entropy":
             return self.threshold
-        final = float(exit_accuracies(self.val_logits, self.val_labels)[-1])
-        return choose_threshold(self.sweep("val", policy=spec), final, self.tolerance, self.rule)
+        return self._chosen_threshold(self, spec)
 
     def at(self, threshold: float | None = None, split: str = "test", policy: Rule = "entropy") -> dict:
         """``evaluate_threshold`` on ``split`` at ``threshold`` (default: the policy's operating threshold)."""
@@ -721,8 +737,7 @@ def analyse(
     val_logits, val_labels = collect_logits(as_float32, make_dataset(splits.val, batch_size), precision=None)
     test_logits, test_labels = collect_logits(as_float32, make_dataset(splits.test, batch_size), precision=None)
     costs = np.asarray(relative_costs(model))
-    final_val = float(exit_accuracies(val_logits, val_labels)[-1])
-    threshold = choose_threshold(sweep(val_logits, val_labels, costs), final_val, tolerance, rule)
+    threshold = choose_on_validation(val_logits, val_labels, costs, tolerance, rule)
     return Analysis(
         name, list(model.output_names), list(splits.class_names), costs,
         val_logits, val_labels, test_logits, test_labels, threshold, tolerance, rule,
