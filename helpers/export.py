@@ -150,17 +150,17 @@ class EarlyExitModule(tf.Module):
         def early_exit(images: tf.Tensor, threshold: tf.Tensor) -> dict[str, tf.Tensor]:
             return engine.early_exit(checked(images), threshold)
 
-        # Any length passes the signature, as any image size does; the engine asserts E - 1.
-        thresholds_spec = tf.TensorSpec([None], tf.float32, name="thresholds")
-
-        @tf.function(input_signature=[images_spec, thresholds_spec])
-        def early_exit_per_exit(images: tf.Tensor, thresholds: tf.Tensor) -> dict[str, tf.Tensor]:
-            return engine.early_exit(checked(images), thresholds)
-
         self.full = full
         self.all_exits = all_exits
         self.early_exit = early_exit
         if "early_exit_per_exit" in self.signature_names:
+            # Any length passes the signature, as any image size does; the engine asserts E - 1.
+            thresholds_spec = tf.TensorSpec([None], tf.float32, name="thresholds")
+
+            @tf.function(input_signature=[images_spec, thresholds_spec])
+            def early_exit_per_exit(images: tf.Tensor, thresholds: tf.Tensor) -> dict[str, tf.Tensor]:
+                return engine.early_exit(checked(images), thresholds)
+
             self.early_exit_per_exit = early_exit_per_exit
         # Track the model's variables that the functions use (as keras.export does),
         # rather than the Keras model itself: the export holds plain TF objects only.

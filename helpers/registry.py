@@ -30,6 +30,9 @@ from helpers.paths import PROJECT_ROOT
 MODELS_DIR = PROJECT_ROOT / "models"
 MODEL_FILE = "model.keras"
 ALIASES_FILE = "aliases.json"
+MAX_MODEL_BYTES = 15 * 10**6
+"""The largest ``model.keras`` a reference model may ship (15 MB: the repository is cloned
+with every one of them); ``publish`` refuses a larger one."""
 
 
 @dataclasses.dataclass
@@ -199,7 +202,8 @@ def publish(
 
     Raises:
         ValueError: ``models/<name>`` holds a run of another experiment or seed, and not ``overwrite``;
-            or ``name`` is an alias (``models/aliases.json``), which a folder of that name would hide.
+            ``name`` is an alias (``models/aliases.json``), which a folder of that name would hide;
+            or the saved model is larger than ``MAX_MODEL_BYTES`` (nothing is written then).
     """
     import shutil
 
@@ -229,9 +233,19 @@ def publish(
             )
     if model is None:
         model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     partial = out / ".partial.keras"
     model.save(partial)
+    size = partial.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        partial.unlink()
+        if created:
+            out.rmdir()
+        raise ValueError(
+            f"{run_dir} saves to {size / 1e6:.1f} MB, above the {MAX_MODEL_BYTES / 1e6:g} MB a reference model "
+            f"may ship ({model.count_params():,} parameters); publish a narrower network"
+        )
     os.replace(partial, out / MODEL_FILE)
     config |= {
         "reference_name": name,
@@ -314,7 +328,7 @@ def publish_run(
 
     Raises:
         ValueError: the rebuilt split is not the one the run was trained on, an unknown
-            rule, or the name is taken by another run (see ``publish``).
+            rule, the name is taken by another run, or the model is too large (see ``publish``).
     """
     from helpers.evaluation import DEFAULT_THRESHOLD_RULE
 

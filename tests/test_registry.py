@@ -179,6 +179,15 @@ def test_every_shipped_reference_model_ships_the_split_it_was_trained_on():
         assert [len(ids[k]) for k in ("train", "val", "test")] == config["split_sizes"], name
 
 
+def test_every_shipped_reference_model_fits_the_size_limit():
+    """Every ``model.keras`` in ``models/`` is at most ``MAX_MODEL_BYTES`` (15 MB), the limit
+    ``publish`` enforces; the limit itself is the one the project promises."""
+    assert registry.MAX_MODEL_BYTES == 15_000_000
+    for name in _shipped_configs():
+        size = (registry.MODELS_DIR / name / registry.MODEL_FILE).stat().st_size
+        assert size <= registry.MAX_MODEL_BYTES, (name, size)
+
+
 def test_every_shipped_multi_exit_model_records_the_other_policies_thresholds():
     """``thresholds`` (what ``--policy max_prob|patience`` uses without ``--threshold``) is recorded
     for every multi-exit reference model, each valid for its policy; a plain model has none."""
@@ -256,6 +265,24 @@ def test_publish_copies_a_run(run_dir, models_dir):
     assert registry.load("tiny-ref").class_names == CLASSES
     assert not list(out.glob(".partial*"))
     assert not (out / "split.json").exists()  # the fixture run has none
+
+
+def test_publish_refuses_a_model_above_the_size_limit(run_dir, models_dir, monkeypatch):
+    """A model larger than ``MAX_MODEL_BYTES`` is not published: a new folder is not left
+    behind, and a reference model already there stays as it was."""
+    monkeypatch.setattr(registry, "MAX_MODEL_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"saves to \d+\.\d MB, above the 0.001 MB .*narrower"):
+        registry.publish(run_dir, "too-big", threshold=0.35)
+    assert not (models_dir / "too-big").exists()
+    monkeypatch.setattr(registry, "MAX_MODEL_BYTES", 15_000_000)
+    out = registry.publish(run_dir, "fits", threshold=0.35)
+    size = (out / "model.keras").stat().st_size
+    monkeypatch.setattr(registry, "MAX_MODEL_BYTES", size // 2)
+    with pytest.raises(ValueError, match="above the"):
+        registry.publish(run_dir, "fits", threshold=0.5)
+    assert json.loads((out / "config.json").read_text())["threshold"] == 0.35  # untouched
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "history.csv", "model.keras"]
+    assert (out / "model.keras").stat().st_size == size
 
 
 def test_publish_copies_the_split_for_the_benchmark(run_dir, models_dir):
