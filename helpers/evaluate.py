@@ -1,7 +1,7 @@
 """Evaluate a trained early-exit model on any folder of images, or on the test arrays of an ``.npz``.
 
     python -m helpers.evaluate MODEL --data-dir DIR [--threshold T | --thresholds T1,T2,... | --budget B]
-                               [--policy P] [--exits E1,E2,...] [--json]
+                               [--policy P] [--exits E1,E2,...] [--baseline PLAIN] [--json]
     python -m helpers.evaluate MODEL --data-npz FILE [...]
     python -m helpers.evaluate --list
 
@@ -39,6 +39,15 @@ images (found as for ``--budget``, below), as tau* was: by ``choose_on_validatio
 the model's threshold rule and a tolerance of one point below the final exit
 (``TOLERANCE``). Keeping every early exit keeps tau*.
 
+``--baseline PLAIN`` evaluates a plain network (model file, run folder or reference
+name, such as ``flowers-vgg11-plain``) on the same images, read again at its input size,
+and checks the project's four targets (``helpers.report.target_checks``): the final
+exit at least ``--target-accuracy`` accurate (default ``report.TARGET_ACCURACY``, 0.85),
+the early exit at the threshold within ``TOLERANCE`` (one point) of the final exit
+and at a mean cost of at most ``--target-cost`` (default ``report.TARGET_COST``, 0.5),
+and the final exit no more than one point below the plain network. Its class names
+must be the model's, in the same order; that is checked before any image is read.
+
 ``--budget B`` (instead of ``--threshold``) asks for a mean relative cost of at most
 B (0.5 = half of the plain network): the threshold is chosen on the *validation*
 split (``helpers.budget.threshold_for_budget``: the most accurate threshold whose
@@ -66,7 +75,11 @@ also ``budget``: ``{"budget", "validation" (where the validation images came fro
 "val_images", "threshold", "val_accuracy", "val_relative_cost", "within_budget"}``
 (``within_budget``: the cost on DIR is <= B); with ``--exits`` and the threshold chosen
 for them, ``subset_threshold``: ``{"rule", "tolerance", "validation", "val_images",
-"threshold", "val_accuracy", "val_final_accuracy", "val_relative_cost"}``.
+"threshold", "val_accuracy", "val_final_accuracy", "val_relative_cost"}``; with ``--baseline``,
+``baseline``: ``{"model", "reference_model", "final_accuracy", "final_accuracy_interval",
+"p_value"}`` (``p_value``: exact McNemar p-value of the gap between the two final
+classifiers on the same images) and ``targets``: a list of ``{"target", "measured",
+"met"}``, one per target in the order above.
 """
 
 from __future__ import annotations
@@ -80,7 +93,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from helpers import data as data_lib
-from helpers import registry
+from helpers import registry, report
 from helpers.budget import evaluate_per_exit
 from helpers.cost import relative_costs
 from helpers.evaluation import (
@@ -214,6 +227,8 @@ def evaluate_model(
     batch_size: int = 64, progress: bool = True, budget: float | None = None,
     val_dir: str | None = None, source: str | None = None, data_npz: str | None = None,
     thresholds: Sequence[float] | None = None, exits: Sequence[str | int] | None = None,
+    baseline: str | None = None, target_accuracy: float = report.TARGET_ACCURACY,
+    target_cost: float = report.TARGET_COST,
 ) -> dict:
     """Evaluate the model ``spec`` on every image under ``data_dir``, or on the test arrays of
     ``data_npz`` (see module docstring).
@@ -237,6 +252,11 @@ def evaluate_model(
             ``helpers.models.select_exits``); None keeps them all. Without a threshold,
             per-exit thresholds or a budget, the threshold is chosen for the kept exits
             on validation (``subset_threshold``).
+        baseline: a plain network (model file, run folder or reference name) evaluated
+            on the same images: its final classifier's accuracy and the targets (below)
+            join the result (``baseline_result``).
+        target_accuracy, target_cost: with ``baseline``, the final exit's accuracy target
+            and the operating point's cost target (``helpers.report.target_checks``).
 
     Returns:
         The dict described in the module docstring.
@@ -246,6 +266,10 @@ def evaluate_model(
         raise ValueError("give the images to evaluate as a folder (--data-dir) or an .npz (--data-npz), one of them")
     if sum(x is not None for x in (threshold, thresholds, budget)) > 1:
         raise ValueError("give a threshold, per-exit thresholds or a budget, one of them")
+    if not 0 <= target_accuracy <= 1:
+        raise ValueError(f"the accuracy target is a fraction in [0, 1], got {target_accuracy}")
+    if not target_cost > 0:
+        raise ValueError(f"the cost target is a positive fraction of the plain network, got {target_cost}")
     from helpers.inference import with_precision
 
     loaded = registry.load(spec)
@@ -260,6 +284,15 @@ def evaluate_model(
         model = select_exits(model, exits)
         subset = 1 < len(model.outputs) < everyone
     loaded = dataclasses.replace(loaded, model=model)
+    base = None
+    if baseline is not None:  # before any image is read: a wrong baseline should not wait for them
+        base = registry.load(baseline)
+        if base.class_names != loaded.class_names:
+            raise ValueError(
+                f"the baseline {baseline} has the classes {', '.join(base.class_names)}, the model "
+                f"{', '.join(loaded.class_names)}: compare networks trained on the same classes"
+            )
+        base = dataclasses.replace(base, model=with_precision(base.model, "float32"))
     costs = relative_costs(model)
     if thresholds is not None:
         thresholds = _check_per_exit(thresholds, len(costs) - 1, policy_spec)
@@ -322,7 +355,45 @@ def evaluate_model(
         result["budget"] = budget_info
     if subset_info is not None:
         result["subset_threshold"] = subset_info
+    if base is not None:
+        result["baseline"] = baseline_result(base, baseline, final_right, labels, data_dir, data_npz, batch_size,
+                                             progress)
+        names = report.target_names(target_accuracy, target_cost, TOLERANCE, at="the threshold")
+        checks = report.target_checks(result["final_accuracy"], result["accuracy"], result["relative_cost"],
+                                      result["baseline"]["final_accuracy"], target_accuracy, target_cost, TOLERANCE)
+        result["targets"] = [{"target": full, "measured": measured, "met": met}
+                             for (full, _), (measured, met) in zip(names, checks, strict=True)]
     return result
+
+
+def baseline_result(
+    base: registry.LoadedModel, spec: str, final_right: np.ndarray, labels: np.ndarray, data_dir: str | None,
+    data_npz: str | None, batch_size: int = 64, progress: bool = True,
+) -> dict:
+    """The baseline's final classifier on the images the model was evaluated on.
+
+    Args:
+        base: the loaded baseline (float32), with the model's class names.
+        spec: the baseline as given (for the record).
+        final_right: whether the model's final classifier got each image right, in the
+            order the images were read; ``labels`` their labels.
+        data_dir, data_npz: the images (one of them), read again at the baseline's input size.
+
+    Returns:
+        ``{"model", "reference_model", "final_accuracy", "final_accuracy_interval",
+        "p_value"}``: ``p_value`` is the exact McNemar p-value of the gap between the
+        model's and the baseline's final classifiers on the same images (``paired_test``).
+    """
+    if data_npz is not None:
+        logits, base_labels = _npz_logits(base.model, data_npz, base.class_names, batch_size)
+    else:
+        logits, base_labels = _folder_logits(base.model, data_dir, base.class_names, batch_size, progress)
+    if not np.array_equal(base_labels, labels):  # the same images, in the same order, or no pairing
+        raise data_lib.DataError("the images changed while they were read for the baseline")
+    right = correct(logits, base_labels)[:, -1]
+    return {"model": str(spec), "reference_model": base.meta.get("reference_name"),
+            "final_accuracy": float(right.mean()), "final_accuracy_interval": list(accuracy_interval(right)),
+            "p_value": paired_test(final_right, right)["p_value"]}
 
 
 def subset_threshold(
@@ -429,6 +500,19 @@ def format_report(result: dict) -> str:
             f"as tau* was (rule {c['rule']}, within {100 * c['tolerance']:g} point of the final exit): validation "
             f"accuracy {c['val_accuracy']:.1%} against {c['val_final_accuracy']:.1%}, cost {c['val_relative_cost']:.3f}",
         ]
+    if "baseline" in result:
+        b = result["baseline"]
+        name = b["model"] + (f" (= {b['reference_model']})" if b.get("reference_model") not in (None, b["model"]) else "")
+        low, high = b["final_accuracy_interval"]
+        gap = 100 * (result["final_accuracy"] - b["final_accuracy"])
+        lines += [
+            f"baseline {name}: accuracy {b['final_accuracy']:.1%} (95% interval {low:.1%} to {high:.1%}); the final "
+            f"classifier is {abs(gap):.1f} points {'above' if gap >= 0 else 'below'} it (exact McNemar test: "
+            f"p = {b['p_value']:.3f})",
+            "",
+            "targets:",
+            *(f"  {'met ' if t['met'] else 'MISS'}  {t['target']}: {t['measured']}" for t in result["targets"]),
+        ]
     return "\n".join(lines)
 
 
@@ -466,6 +550,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", help="data to rebuild the training split from for --budget or --exits "
                         "(a flower_photos folder, a CIFAR-10 .npz or 'tfds'; default $EARLY_EXIT_DATA_DIR, "
                         "$EARLY_EXIT_CIFAR10_NPZ for CIFAR-10 models, or tfds)")
+    parser.add_argument("--baseline", help="a plain network (model file, run folder or reference name, e.g. "
+                        "flowers-vgg11-plain) evaluated on the same images; adds its accuracy and the targets")
+    parser.add_argument("--target-accuracy", type=float, default=None,
+                        help=f"with --baseline: the final exit's accuracy target (default {report.TARGET_ACCURACY})")
+    parser.add_argument("--target-cost", type=float, default=None,
+                        help=f"with --baseline: the cost target at the threshold (default {report.TARGET_COST})")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--list", action="store_true", help="list the reference models and exit")
     args = parser.parse_args(argv)
@@ -481,10 +571,15 @@ def main(argv: list[str] | None = None) -> int:
     if (args.val_dir or args.source) and (args.budget is None and (args.exits is None or args.threshold is not None
                                                                    or args.thresholds is not None)):
         parser.error("--val-dir and --source are only used with --budget, or with --exits and no threshold")
+    if (args.target_accuracy is not None or args.target_cost is not None) and args.baseline is None:
+        parser.error("--target-accuracy and --target-cost are checked with --baseline (the plain network)")
+    targets = {key: value for key, value in (("target_accuracy", args.target_accuracy),
+                                             ("target_cost", args.target_cost)) if value is not None}
     try:
         result = evaluate_model(args.model, args.data_dir, args.threshold, args.policy, progress=not args.json,
                                 budget=args.budget, val_dir=args.val_dir, source=args.source,
-                                data_npz=args.data_npz, thresholds=args.thresholds, exits=args.exits)
+                                data_npz=args.data_npz, thresholds=args.thresholds, exits=args.exits,
+                                baseline=args.baseline, **targets)
     except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2

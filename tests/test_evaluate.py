@@ -287,3 +287,94 @@ def test_a_subset_of_exits_gets_its_threshold_on_validation(tmp_path, spread_mod
             err = capsys.readouterr().err
             assert err.startswith("error: ") and ("tulips" in err or "does not exist" in err)
     assert calls == []
+
+
+# --------------------------------------------------------------------------- --baseline
+
+
+@pytest.fixture
+def plain_dir(tmp_path):
+    """A plain VGG11 (final classifier only) of the model's classes, at another input size (64 px),
+    that calls every image a dandelion (none of the folder's images is one)."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    plain = models.build_vgg11(num_classes=3, input_size=64, width=0.125, head=None)
+    dense = plain.get_layer("final").get_layer("logits")  # an untrained network says one class: dandelion
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, bias + np.array([0.0, 10.0, 0.0], dtype=bias.dtype)])
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    plain.save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({"class_names": ["daisy", "dandelion", "roses"]}))
+    return folder, plain
+
+
+def test_baseline_and_targets_match_a_direct_computation(tmp_path, folder, spread_model, plain_dir, capsys):
+    """--baseline: the plain network's accuracy on the same images (read at its own input size),
+    the paired test between the two final classifiers, and the four targets from those numbers."""
+    plain_folder, plain = plain_dir
+    model = spread_model(seed=3)  # at 0.5 half the images leave at exit 1, half at exit 3, all wrong
+    model_dir = tmp_path / "spread"
+    model_dir.mkdir()
+    model.save(model_dir / "model.keras")
+    (model_dir / "config.json").write_text(json.dumps({"class_names": ["daisy", "dandelion", "roses"]}))
+    argv = [str(model_dir), "--data-dir", str(folder), "--threshold", "0.5", "--baseline", str(plain_folder)]
+    assert evaluate.main([*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == KEYS | {"baseline", "targets"}
+
+    order = np.array([0, 2])  # folder classes daisy, roses -> the models' labels
+    images = data.load_folder(folder, 64, progress=False, min_classes=1)
+    labels = order[images.labels]
+    plain_right = collect_logits(plain, data.make_dataset(images))[0][:, -1].argmax(-1) == labels
+    small = data.load_folder(folder, 32, progress=False, min_classes=1)
+    logits, _ = collect_logits(model, data.make_dataset(small))
+    model_right = logits[:, -1].argmax(-1) == labels
+    assert plain_right.mean() == 0.0 and model_right.mean() == 0.5  # by the fixtures' design
+    base = result["baseline"]
+    assert base["model"] == str(plain_folder) and base["reference_model"] is None
+    assert base["final_accuracy"] == pytest.approx(plain_right.mean())
+    assert base["final_accuracy_interval"] == pytest.approx(list(accuracy_interval(plain_right)))
+    assert base["p_value"] == pytest.approx(paired_test(model_right, plain_right)["p_value"])
+
+    # by hand: the final exit is right on half the images, early exit on none, at a cost below one half
+    at = evaluate_threshold(logits, labels, cost.relative_costs(model), 0.5)
+    assert model_right.mean() == 0.5 and at["accuracy"] == 0.0 and at["relative_cost"] < 0.5
+    assert [t["target"] for t in result["targets"]] == [
+        "final-exit accuracy ≥ 85%", "accuracy at the threshold within 1 point of the final exit",
+        "mean cost at the threshold ≤ 0.5 × the plain network (heads included)",
+        "final exit at most 1 point below the plain network"]
+    assert [t["measured"] for t in result["targets"]] == [
+        "50.0%", "0.0% (50.0 points below)", f"{at['relative_cost']:.3f}", f"50.0% vs {plain_right.mean():.1%}"]
+    assert [t["met"] for t in result["targets"]] == [False, False, True, bool(plain_right.mean() <= 0.51)]
+
+    # other limits: half the images reach an accuracy target of 0.5; no cost is at most 0.1
+    assert evaluate.main([*argv, "--json", "--target-accuracy", "0.5", "--target-cost", "0.1"]) == 0
+    other = json.loads(capsys.readouterr().out)["targets"]
+    assert [t["met"] for t in other][::2] == [True, False]
+    assert other[0]["target"] == "final-exit accuracy ≥ 50%"
+
+    assert evaluate.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"baseline {plain_folder}: accuracy {plain_right.mean():.1%}" in out
+    assert "targets:" in out and "  MISS  final-exit accuracy ≥ 85%: 50.0%" in out
+
+
+def test_baseline_errors_are_one_line(model_dir, folder, plain_dir, tmp_path, capsys, monkeypatch):
+    plain_folder, _ = plain_dir
+    (plain_folder / "config.json").write_text(json.dumps({"class_names": ["cats", "dogs", "owls"]}))
+    read = []
+    monkeypatch.setattr(evaluate, "_folder_logits", lambda *args, **kw: read.append(1))
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--baseline", str(plain_folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the baseline") and "cats, dogs, owls" in err and err.count("\n") == 1
+    assert not read  # refused before any image was read
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--baseline", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--baseline", str(model_dir),
+                          "--target-accuracy", "85"]) == 2
+    assert "accuracy target is a fraction in [0, 1], got 85" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main([str(model_dir), "--data-dir", str(folder), "--target-cost", "0.5"])
+    assert "checked with --baseline" in capsys.readouterr().err

@@ -180,7 +180,7 @@ def test_target_table_checks_each_target():
     multi = _analysis("multi", logits, labels, [0.5, 1.5], threshold=0.5)
     plain = _analysis("plain", logits[:, 1:], np.array([0, 0]), [1.0], threshold=0.0)  # 50 %
     table = report.target_table({"m": multi, "p": plain}, "m", "p", min_accuracy=0.85, max_cost=0.5)
-    assert table["measured"].tolist() == ["100.0%", "100.0% (0.0 points below)", "1.00", "100.0% vs 50.0%"]
+    assert table["measured"].tolist() == ["100.0%", "100.0% (0.0 points below)", "1.000", "100.0% vs 50.0%"]
     assert table["met"].tolist() == [True, True, False, True]
     assert table.index[2] == "mean cost at tau* ≤ 0.5 × the plain network (heads included)"
     assert report.target_table({"m": multi, "p": plain}, "m", "p", 0.85, 1.0)["met"].all()
@@ -190,6 +190,19 @@ def test_target_table_checks_each_target():
     assert edge["met"].tolist() == [True, True, True, True]
     assert report.target_table({"m": multi, "p": plain}, "m", "p", 1.0 + 1e-6, 0.999)["met"].tolist() == [
         False, True, False, True]
+
+
+def test_target_checks_from_the_numbers():
+    """``target_checks`` by hand: what ``target_table`` and ``evaluate --baseline`` show."""
+    checks = report.target_checks(0.84, 0.8314, 0.5004, 0.845, min_accuracy=0.85, max_cost=0.5)
+    assert checks == [("84.0%", False), ("83.1% (0.9 points below)", True), ("0.500", False),
+                      ("84.0% vs 84.5%", True)]  # 0.5004 misses 0.5: three decimals, not "0.50"
+    checks = report.target_checks(0.86, 0.87, 0.25, 0.871, min_accuracy=0.85, max_cost=0.5, tolerance=0.01)
+    assert checks == [("86.0%", True), ("87.0% (1.0 points above)", True), ("0.250", True),
+                      ("86.0% vs 87.1%", False)]
+    assert [name for name, _ in report.target_names(0.85, 0.5, 0.01, at="the threshold")][1:3] == [
+        "accuracy at the threshold within 1 point of the final exit",
+        "mean cost at the threshold ≤ 0.5 × the plain network (heads included)"]
 
 
 def test_target_tables_check_each_model_against_its_own_baseline():
@@ -203,7 +216,7 @@ def test_target_tables_check_each_model_against_its_own_baseline():
     assert list(table.index) == ["m", "big"]
     assert list(table.columns) == ["baseline", "final exit ≥ 85%", "at tau*: within 1 point of the final exit",
                                    "at tau*: cost ≤ 0.5", "final exit ≥ plain − 1 point"]
-    assert table.loc["m"].tolist() == ["p", "yes: 100.0%", "yes: 100.0% (0.0 points below)", "no: 1.00",
+    assert table.loc["m"].tolist() == ["p", "yes: 100.0%", "yes: 100.0% (0.0 points below)", "no: 1.000",
                                        "yes: 100.0% vs 50.0%"]
     assert table.loc["big", "final exit ≥ plain − 1 point"] == "yes: 100.0% vs 100.0%"
     worse = report.target_tables(analyses, {"m": "p-big"}, min_accuracy=1.5, max_cost=2.0, tolerance=0.0)
