@@ -358,7 +358,7 @@ relative to the plain network, heads included (README)."""
 
 
 def target_names(min_accuracy: float, max_cost: float, tolerance: float,
-                  at: str = "tau*") -> list[tuple[str, str]]:
+                 at: str = "tau*") -> list[tuple[str, str]]:
     """``(full name, short name)`` of each target of ``target_table``, in its row order; ``at``
     names the operating point."""
     points = 100 * tolerance
