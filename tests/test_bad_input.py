@@ -18,6 +18,9 @@ per-exit thresholds: wrong count, out of range         one line saying how many 
 loss weights of the wrong length                       ``ValueError`` saying how many (test_losses.py)
 unknown experiment / reference-model name              one line listing the known names, exit 2
 class folder unknown to the model (evaluate)           one line listing the model's classes, exit 2
+``--baseline`` of other classes (evaluate)             one line naming both, before any image is read, exit 2 (test_evaluate.py)
+evaluate: accuracy target outside [0, 1], cost <= 0    one line, exit 2 (test_evaluate.py)
+publishing a model.keras over 15 MB                    ``ValueError`` with its size; nothing written (test_registry.py)
 .npz missing an array, wrong dtype or shape            ``DataError`` naming the array
 dataset with only one class                            ``DataError`` (training needs two classes)
 NaN or infinite logits reaching the exit rule          entropy 1: the sample never leaves early (test_policies.py)

@@ -375,6 +375,9 @@ def test_baseline_errors_are_one_line(model_dir, folder, plain_dir, tmp_path, ca
     assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--baseline", str(model_dir),
                           "--target-accuracy", "85"]) == 2
     assert "accuracy target is a fraction in [0, 1], got 85" in capsys.readouterr().err
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--baseline", str(model_dir),
+                          "--target-cost", "0"]) == 2
+    assert "cost target is a positive fraction of the plain network, got 0.0" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         evaluate.main([str(model_dir), "--data-dir", str(folder), "--target-cost", "0.5"])
     assert "checked with --baseline" in capsys.readouterr().err
