@@ -346,8 +346,8 @@ def test_baseline_and_targets_match_a_direct_computation(tmp_path, folder, sprea
         "mean cost at the threshold ≤ 0.5 × the plain network (heads included)",
         "final exit at most 1 point below the plain network"]
     assert [t["measured"] for t in result["targets"]] == [
-        "50.0%", "0.0% (50.0 points below)", f"{at['relative_cost']:.3f}", f"50.0% vs {plain_right.mean():.1%}"]
-    assert [t["met"] for t in result["targets"]] == [False, False, True, bool(plain_right.mean() <= 0.51)]
+        "50.0%", "0.0% (50.0 points below)", f"{at['relative_cost']:.3f}", "50.0% vs 0.0%"]
+    assert [t["met"] for t in result["targets"]] == [False, False, True, True]  # the plain one is worse
 
     # other limits: half the images reach an accuracy target of 0.5; no cost is at most 0.1
     assert evaluate.main([*argv, "--json", "--target-accuracy", "0.5", "--target-cost", "0.1"]) == 0
