@@ -40,8 +40,8 @@ the model's threshold rule and a tolerance of one point below the final exit
 (``TOLERANCE``). Keeping every early exit keeps tau*.
 
 ``--baseline PLAIN`` evaluates a plain network (model file, run folder or reference
-name, such as ``flowers-vgg11-plain``) on the same images, read again at its input size,
-and checks the project's four targets (``helpers.report.target_checks``): the final
+name, such as ``flowers-vgg11-plain``) on the same images (decoded once when it takes
+the model's input size, read again at its own otherwise), and checks the project's four targets (``helpers.report.target_checks``): the final
 exit at least ``--target-accuracy`` accurate (default ``report.TARGET_ACCURACY``, 0.85),
 the early exit at the threshold within ``TOLERANCE`` (one point) of the final exit
 and at a mean cost of at most ``--target-cost`` (default ``report.TARGET_COST``, 0.5),
@@ -165,21 +165,28 @@ def threshold_note(meta: dict, policy: str = "entropy", subset: bool = False) ->
             "(pass --threshold, or publish the run with python -m helpers.registry publish to record tau*)")
 
 
-def _folder_logits(model, folder: str, class_names: list[str], batch_size: int, progress: bool):
-    """Logits ``(N, E, K)`` and labels (in the model's label order) of every image under ``folder``."""
-    size = int(model.inputs[0].shape[1])
+def _read_folder(folder: str, size: int, class_names: list[str], progress: bool) -> data_lib.ImageSet:
+    """Every image under ``folder`` at ``size`` squared, labelled in the model's label order."""
     _, _, folder_classes = data_lib.find_image_files(folder, min_classes=1)
     label_map = remap_labels(folder_classes, class_names)  # before decoding anything
     images = data_lib.load_folder(folder, size, progress=progress, min_classes=1)
-    images = data_lib.ImageSet(images.images, label_map[images.labels], class_names, images.ids)
-    return collect_logits(model, data_lib.make_dataset(images, batch_size))
+    return data_lib.ImageSet(images.images, label_map[images.labels], class_names, images.ids)
 
 
-def _npz_logits(model, path: str, class_names: list[str], batch_size: int):
-    """Logits ``(N, E, K)`` and labels of the test arrays ``x_test, y_test`` of an ``.npz``."""
+def _read_npz(path: str, size: int, class_names: list[str]) -> data_lib.ImageSet:
+    """The test arrays ``x_test, y_test`` of an ``.npz`` at ``size`` squared."""
     _, test = data_lib.load_npz(path, class_names)  # checks arrays, dtypes and the label range
-    test = data_lib.resize_images(test, int(model.inputs[0].shape[1]))
-    return collect_logits(model, data_lib.make_dataset(test, batch_size))
+    return data_lib.resize_images(test, size)
+
+
+def _input_size(model) -> int:
+    return int(model.inputs[0].shape[1])
+
+
+def _folder_logits(model, folder: str, class_names: list[str], batch_size: int, progress: bool):
+    """Logits ``(N, E, K)`` and labels (in the model's label order) of every image under ``folder``."""
+    images = _read_folder(folder, _input_size(model), class_names, progress)
+    return collect_logits(model, data_lib.make_dataset(images, batch_size))
 
 
 def validation_logits(
@@ -320,9 +327,10 @@ def evaluate_model(
     if threshold is not None:
         threshold = policy_spec.check(threshold)
     if data_npz is not None:
-        logits, labels = _npz_logits(model, data_npz, loaded.class_names, batch_size)
+        images = _read_npz(data_npz, _input_size(model), loaded.class_names)
     else:
-        logits, labels = _folder_logits(model, data_dir, loaded.class_names, batch_size, progress)
+        images = _read_folder(data_dir, _input_size(model), loaded.class_names, progress)
+    logits, labels = collect_logits(model, data_lib.make_dataset(images, batch_size))
     if note:  # only once the images are known good, so that an input error stays one line
         print(note, file=sys.stderr)
     if thresholds is not None:
@@ -357,7 +365,7 @@ def evaluate_model(
         result["subset_threshold"] = subset_info
     if base is not None:
         result["baseline"] = baseline_result(base, baseline, final_right, labels, data_dir, data_npz, batch_size,
-                                             progress)
+                                             progress, images)
         names = report.target_names(target_accuracy, target_cost, TOLERANCE, at="the threshold")
         checks = report.target_checks(result["final_accuracy"], result["accuracy"], result["relative_cost"],
                                       result["baseline"]["final_accuracy"], target_accuracy, target_cost, TOLERANCE)
@@ -368,7 +376,7 @@ def evaluate_model(
 
 def baseline_result(
     base: registry.LoadedModel, spec: str, final_right: np.ndarray, labels: np.ndarray, data_dir: str | None,
-    data_npz: str | None, batch_size: int = 64, progress: bool = True,
+    data_npz: str | None, batch_size: int = 64, progress: bool = True, images: data_lib.ImageSet | None = None,
 ) -> dict:
     """The baseline's final classifier on the images the model was evaluated on.
 
@@ -378,16 +386,21 @@ def baseline_result(
         final_right: whether the model's final classifier got each image right, in the
             order the images were read; ``labels`` their labels.
         data_dir, data_npz: the images (one of them), read again at the baseline's input size.
+        images: the images as the model was given them: used as they are when the
+            baseline takes the same input size, instead of reading them again.
 
     Returns:
         ``{"model", "reference_model", "final_accuracy", "final_accuracy_interval",
         "p_value"}``: ``p_value`` is the exact McNemar p-value of the gap between the
         model's and the baseline's final classifiers on the same images (``paired_test``).
     """
-    if data_npz is not None:
-        logits, base_labels = _npz_logits(base.model, data_npz, base.class_names, batch_size)
-    else:
-        logits, base_labels = _folder_logits(base.model, data_dir, base.class_names, batch_size, progress)
+    size = _input_size(base.model)
+    if images is None or images.images.shape[1:3] != (size, size):
+        if data_npz is not None:
+            images = _read_npz(data_npz, size, base.class_names)
+        else:
+            images = _read_folder(data_dir, size, base.class_names, progress)
+    logits, base_labels = collect_logits(base.model, data_lib.make_dataset(images, batch_size))
     if not np.array_equal(base_labels, labels):  # the same images, in the same order, or no pairing
         raise data_lib.DataError("the images changed while they were read for the baseline")
     right = correct(logits, base_labels)[:, -1]

@@ -361,11 +361,38 @@ def test_baseline_and_targets_match_a_direct_computation(tmp_path, folder, sprea
     assert "targets:" in out and "  MISS  final-exit accuracy ≥ 85%: 50.0%" in out
 
 
+def test_a_baseline_of_the_same_input_size_reuses_the_decoded_images(tmp_path, folder, spread_model, capsys,
+                                                                     monkeypatch):
+    """A baseline taking the model's input size is given the images the model was given, decoded
+    once; one of another size reads them again at its own (the test above)."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    plain = models.build_vgg11(num_classes=3, input_size=32, width=0.125, head=None)
+    dirs = {}
+    for name, network in (("spread", spread_model(seed=3)), ("plain32", plain)):
+        dirs[name] = tmp_path / name
+        dirs[name].mkdir()
+        network.save(dirs[name] / "model.keras")
+        (dirs[name] / "config.json").write_text(json.dumps({"class_names": ["daisy", "dandelion", "roses"]}))
+    decoded = []
+    load_folder = data.load_folder
+    monkeypatch.setattr(data, "load_folder", lambda *args, **kw: decoded.append(args) or load_folder(*args, **kw))
+    assert evaluate.main([str(dirs["spread"]), "--data-dir", str(folder), "--baseline", str(dirs["plain32"]),
+                          "--json"]) == 0
+    assert len(decoded) == 1
+    base = json.loads(capsys.readouterr().out)["baseline"]
+    images = load_folder(folder, 32, progress=False, min_classes=1)
+    right = collect_logits(plain, data.make_dataset(images))[0][:, -1].argmax(-1) == np.array([0, 2])[images.labels]
+    assert base["final_accuracy"] == pytest.approx(right.mean())
+    assert base["final_accuracy_interval"] == pytest.approx(list(accuracy_interval(right)))
+
+
 def test_baseline_errors_are_one_line(model_dir, folder, plain_dir, tmp_path, capsys, monkeypatch):
     plain_folder, _ = plain_dir
     (plain_folder / "config.json").write_text(json.dumps({"class_names": ["cats", "dogs", "owls"]}))
     read = []
-    monkeypatch.setattr(evaluate, "_folder_logits", lambda *args, **kw: read.append(1))
+    monkeypatch.setattr(data, "load_folder", lambda *args, **kw: read.append(1))
     assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--baseline", str(plain_folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the baseline") and "cats, dogs, owls" in err and err.count("\n") == 1
