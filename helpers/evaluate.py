@@ -41,12 +41,13 @@ the model's threshold rule and a tolerance of one point below the final exit
 
 ``--baseline PLAIN`` evaluates a plain network (model file, run folder or reference
 name, such as ``flowers-vgg11-plain``) on the same images (decoded once when it takes
-the model's input size, read again at its own otherwise), and checks the project's four targets (``helpers.report.target_checks``): the final
-exit at least ``--target-accuracy`` accurate (default ``report.TARGET_ACCURACY``, 0.85),
-the early exit at the threshold within ``TOLERANCE`` (one point) of the final exit
-and at a mean cost of at most ``--target-cost`` (default ``report.TARGET_COST``, 0.5),
-and the final exit no more than one point below the plain network. Its class names
-must be the model's, in the same order; that is checked before any image is read.
+the model's input size, read again at its own otherwise), and checks the project's
+four targets (``helpers.report.target_checks``): the final exit at least
+``--target-accuracy`` accurate (default ``report.TARGET_ACCURACY``, 0.85), the early
+exit at the threshold within ``TOLERANCE`` (one point) of the final exit and at a mean
+cost of at most ``--target-cost`` (default ``report.TARGET_COST``, 0.5), and the final
+exit no more than one point below the plain network. Its class names must be the
+model's, in the same order; that is checked before any image is read.
 
 ``--budget B`` (instead of ``--threshold``) asks for a mean relative cost of at most
 B (0.5 = half of the plain network): the threshold is chosen on the *validation*
@@ -180,6 +181,7 @@ def _read_npz(path: str, size: int, class_names: list[str]) -> data_lib.ImageSet
 
 
 def _input_size(model) -> int:
+    """The side of the square images ``model`` takes."""
     return int(model.inputs[0].shape[1])
 
 
