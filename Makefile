@@ -20,13 +20,15 @@ notebooks: setup
 
 # The unit tests and the notebooks run side by side, as two pytest processes: on two
 # cores that is faster than one after the other (plain `pytest` runs the same tests in
-# turn). The notebooks' report follows the unit tests'; their log is kept in .pytest_cache/.
+# turn). The first takes every test path in pyproject.toml except the notebooks, so a
+# test path added there is not missed. The notebooks' report follows the unit tests';
+# their log is kept in .pytest_cache/.
 test: setup
 	$(PY) -m ruff check .
 	@mkdir -p .pytest_cache; \
 	$(PY) -m pytest notebooks > .pytest_cache/notebooks.log 2>&1 & notebooks=$$!; \
 	trap 'kill $$notebooks 2>/dev/null' INT TERM; \
-	$(PY) -m pytest tests; unit=$$?; \
+	$(PY) -m pytest --ignore-glob='*.ipynb'; unit=$$?; \
 	wait $$notebooks; nb=$$?; \
 	echo "=== pytest notebooks (run beside the unit tests)"; cat .pytest_cache/notebooks.log; \
 	[ $$unit -eq 0 ] && [ $$nb -eq 0 ]
