@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import calibration
-from helpers.evaluation import Analysis, exit_accuracies
+from helpers.evaluation import Analysis, choose_on_validation, exit_accuracies
 
 # Four two-class predictions: confidences 0.9 (right), 0.9 (wrong), 0.7 (right), 0.5 (wrong;
 # argmax of a tie is class 0).
@@ -123,9 +123,36 @@ def test_calibration_table_and_calibrated_analysis():
         calibration.expected_calibration_error(calibration.softmax(logits[1500:, 1]), labels[1500:]))
     calibrated, temps = calibration.calibrated_analysis(analysis)
     assert calibrated.name == "m (calibrated)" and analysis.name == "m"
+    # the temperatures are the ones fitted on validation, and both splits are scaled by them
+    np.testing.assert_allclose(temps, table["temperature"])
+    np.testing.assert_allclose(calibrated.val_logits, calibration.apply_temperatures(analysis.val_logits, temps))
     np.testing.assert_allclose(calibrated.test_logits, calibration.apply_temperatures(analysis.test_logits, temps))
+    np.testing.assert_array_equal(calibrated.val_labels, analysis.val_labels)
     np.testing.assert_allclose(exit_accuracies(calibrated.test_logits, calibrated.test_labels),
                                exit_accuracies(analysis.test_logits, analysis.test_labels))
-    assert 0.0 <= calibrated.threshold <= 1.0
     reliability = calibration.exit_reliability(analysis.test_logits, analysis.test_labels)
     assert len(reliability) == 3 and reliability[1]["ece"] == pytest.approx(table.loc["exit_2", "ece_before"])
+    # given temperatures are used as they are
+    given, used = calibration.calibrated_analysis(analysis, [1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(used, [1.0, 2.0, 1.0])
+    np.testing.assert_allclose(given.test_logits[:, 1], analysis.test_logits[:, 1] / 2.0, rtol=1e-6)
+
+
+def test_calibrated_analysis_chooses_tau_again_on_the_scaled_validation_logits():
+    # Early exits that see the labels through noise, exit 1 over-confident (x3) and exit 2
+    # under-confident (x0.5): on the raw logits exit 1's confident mistakes push tau* to 0,
+    # on the calibrated ones tau* opens up. Keeping the old tau*, or choosing on the raw
+    # validation logits, fails.
+    z, labels = calibrated_source(3000, 3, seed=2)
+    rng = np.random.default_rng(3)
+    logits = np.stack([3.0 * (z + rng.normal(0, 2.0, z.shape)), 0.5 * (z + rng.normal(0, 1.0, z.shape)), z],
+                      axis=1).astype(np.float32)
+    analysis = Analysis("m", ["exit_1", "exit_2", "final"], ["a", "b", "c"], np.array([0.3, 0.6, 1.1]),
+                        logits[:1500], labels[:1500], logits[1500:], labels[1500:], threshold=0.5, tolerance=0.01)
+    calibrated, temps = calibration.calibrated_analysis(analysis)
+    assert temps[0] > 3.0 and temps[1] < 1.0  # cools exit 1, sharpens exit 2
+    raw = choose_on_validation(analysis.val_logits, analysis.val_labels, analysis.costs, analysis.tolerance)
+    rechosen = choose_on_validation(calibration.apply_temperatures(analysis.val_logits, temps), analysis.val_labels,
+                                    analysis.costs, analysis.tolerance)
+    assert raw == 0.0 and rechosen > 0.5  # the premise: calibration moves tau*
+    assert calibrated.threshold == rechosen
