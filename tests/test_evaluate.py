@@ -23,10 +23,20 @@ KEYS = {"model", "reference_model", "images", "exit_names", "exit_accuracy", "fi
 
 
 @pytest.fixture
-def model_dir(tmp_path, tiny_model):
+def network(spread_model):
+    """A tiny VGG11 (3 classes, 32 px) whose exits send the images of ``folder`` to several exits.
+
+    (A freshly initialised network is so unsure at every exit that every image would go
+    to the end, and the early-exit part of a report would go unchecked.)
+    """
+    return spread_model(seed=0)
+
+
+@pytest.fixture
+def model_dir(tmp_path, network):
     folder = tmp_path / "model"
     folder.mkdir()
-    tiny_model.save(folder / "model.keras")
+    network.save(folder / "model.keras")
     meta = {"class_names": ["daisy", "dandelion", "roses"], "threshold": 0.7}
     (folder / "config.json").write_text(json.dumps(meta))
     return folder
@@ -37,7 +47,7 @@ def folder(tmp_path, make_image_folder):
     return make_image_folder(tmp_path / "flowers", class_names=("roses", "daisy"), per_class=5, image_size=40)
 
 
-def test_json_report_matches_a_direct_computation(model_dir, folder, tiny_model, capsys):
+def test_json_report_matches_a_direct_computation(model_dir, folder, network, capsys):
     assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == KEYS
@@ -48,13 +58,14 @@ def test_json_report_matches_a_direct_computation(model_dir, folder, tiny_model,
     images = data.load_folder(folder, 32, progress=False, min_classes=1)
     assert images.class_names == ["daisy", "roses"]
     labels = np.array([0, 2])[images.labels]
-    logits, _ = collect_logits(tiny_model, data.make_dataset(images))
-    expected = evaluate_threshold(logits, labels, cost.relative_costs(tiny_model), 0.7)
+    logits, _ = collect_logits(network, data.make_dataset(images))
+    expected = evaluate_threshold(logits, labels, cost.relative_costs(network), 0.7)
     np.testing.assert_allclose(result["exit_accuracy"], (logits.argmax(-1) == labels[:, None]).mean(0))
     assert result["final_accuracy"] == result["exit_accuracy"][-1]
     assert result["accuracy"] == pytest.approx(expected["accuracy"])
     np.testing.assert_allclose(result["exit_fractions"], expected["exit_fractions"])
     assert sum(result["exit_fractions"]) == pytest.approx(1.0)
+    assert np.count_nonzero(result["exit_fractions"]) >= 2 and result["exit_fractions"][-1] < 1  # exits spread
     assert result["relative_cost"] == pytest.approx(expected["relative_cost"])
     assert result["predicted_speedup"] == pytest.approx(1 / result["relative_cost"])
     final_right = logits[:, -1].argmax(-1) == labels
@@ -66,8 +77,8 @@ def test_json_report_matches_a_direct_computation(model_dir, folder, tiny_model,
     assert result["drop_p_value"] == pytest.approx(paired_test(early_right, final_right)["p_value"])
 
 
-def test_threshold_zero_and_one(model_dir, folder, tiny_model):
-    costs = cost.relative_costs(tiny_model)
+def test_threshold_zero_and_one(model_dir, folder, network):
+    costs = cost.relative_costs(network)
     at_zero = evaluate.evaluate_model(str(model_dir), str(folder), threshold=0.0, progress=False)
     assert at_zero["exit_fractions"][-1] == 1.0 and at_zero["relative_cost"] == pytest.approx(costs[-1])
     assert at_zero["accuracy"] == at_zero["final_accuracy"]
@@ -151,22 +162,27 @@ def test_list_with_a_broken_alias_file_is_a_one_line_error(tmp_path, monkeypatch
     assert len(err.splitlines()) == 1 and "stands for 'gone', which is not a reference model" in err
 
 
-def test_per_exit_thresholds(model_dir, folder, tiny_model, capsys):
-    thresholds = [0.9, 0.0, 0.95, 0.0, 1.0]
-    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--thresholds", "0.9,0,0.95,0,1", "--json"]) == 0
+def test_per_exit_thresholds(model_dir, folder, network, capsys):
+    # exit 2 is closed: half the images, sure enough at exit 2 for any threshold above 0.45,
+    # leave at exit 3 instead; exit 4 is closed: the other half leave at exit 5
+    thresholds = [0.5, 0.0, 0.58, 0.0, 1.0]
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--thresholds", "0.5,0,0.58,0,1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == KEYS
     assert result["threshold"] is None and result["thresholds"] == thresholds
     images = data.load_folder(folder, 32, progress=False, min_classes=1)
     labels = np.array([0, 2])[images.labels]
-    logits, _ = collect_logits(tiny_model, data.make_dataset(images))
-    expected = evaluate_per_exit(logits, labels, cost.relative_costs(tiny_model), thresholds)
+    logits, _ = collect_logits(network, data.make_dataset(images))
+    expected = evaluate_per_exit(logits, labels, cost.relative_costs(network), thresholds)
     assert result["accuracy"] == pytest.approx(expected["accuracy"])
     np.testing.assert_allclose(result["exit_fractions"], expected["exit_fractions"])
     assert result["exit_fractions"][1] == result["exit_fractions"][3] == 0  # closed
+    assert result["exit_fractions"][2] > 0 and result["exit_fractions"][4] > 0  # ... and the images went on
+    at_once = evaluate_threshold(logits, labels, cost.relative_costs(network), 0.58)["exit_fractions"]
+    assert at_once[1] > 0  # the premise: with exit 2 open, images would leave there
     assert result["relative_cost"] == pytest.approx(expected["relative_cost"])
-    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--thresholds", "0.9,0,0.95,0,1"]) == 0
-    assert "thresholds 0.900, 0.000, 0.950, 0.000, 1.000" in capsys.readouterr().out
+    assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--thresholds", "0.5,0,0.58,0,1"]) == 0
+    assert "thresholds 0.500, 0.000, 0.580, 0.000, 1.000" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("argv_tail", "message"), [
@@ -190,22 +206,23 @@ def test_unparsable_thresholds_and_exits_are_usage_errors(model_dir, folder, cap
         assert "comma-separated" in capsys.readouterr().err
 
 
-def test_a_subset_of_exits(model_dir, folder, tiny_model, capsys):
+def test_a_subset_of_exits(model_dir, folder, network, capsys):
     argv = [str(model_dir), "--data-dir", str(folder), "--exits", "4,exit_2", "--threshold", "0.7", "--json"]
     assert evaluate.main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["exit_names"] == ["exit_2", "exit_4", "final"] and "subset_threshold" not in result
     images = data.load_folder(folder, 32, progress=False, min_classes=1)
     labels = np.array([0, 2])[images.labels]
-    logits, _ = collect_logits(tiny_model, data.make_dataset(images))
-    kept = models.select_exits(tiny_model, [2, 4])
+    logits, _ = collect_logits(network, data.make_dataset(images))
+    kept = models.select_exits(network, [2, 4])
     expected = evaluate_threshold(logits[:, [1, 3, 5]], labels, cost.relative_costs(kept), 0.7)
     assert result["exit_accuracy"] == pytest.approx(list((logits[:, [1, 3, 5]].argmax(-1) == labels[:, None]).mean(0)))
     assert result["accuracy"] == pytest.approx(expected["accuracy"])
     np.testing.assert_allclose(result["exit_fractions"], expected["exit_fractions"])
+    assert np.count_nonzero(result["exit_fractions"]) >= 2  # the images spread over the kept exits
     assert result["relative_cost"] == pytest.approx(expected["relative_cost"])
     # the removed heads are not counted: cheaper than closing those exits
-    closed = evaluate_per_exit(logits, labels, cost.relative_costs(tiny_model), [0.0, 0.7, 0.0, 0.7, 0.0])
+    closed = evaluate_per_exit(logits, labels, cost.relative_costs(network), [0.0, 0.7, 0.0, 0.7, 0.0])
     assert result["accuracy"] == pytest.approx(closed["accuracy"])
     assert result["relative_cost"] < closed["relative_cost"]
     assert evaluate.main([str(model_dir), "--data-dir", str(folder), "--exits", "none", "--json"]) == 0
