@@ -400,15 +400,15 @@ def test_threshold_sweep_summary_reads_the_rows():
     assert threshold_sweep_summary(sweep, operating=0.4).splitlines() == [
         "- efficiency (measured / predicted speed-up) 0.87 to 0.92 over 4 thresholds from 0.2 to 0.6.",
         "- at tau* = 0.4 (chosen on validation): measured speed-up 1.80, predicted 2.00, accuracy 0.4 points "
-        "below the plain network's.",
-        "- within 1 point of the plain network on these same images, the highest measured speed-up is 1.95, at "
+        "below the final classifier's.",
+        "- within 1 point of the final classifier on these same images, the highest measured speed-up is 1.95, at "
         "0.5 (predicted 2.20): a threshold picked on the images it is scored on, not an operating point.",
     ]
     assert "0.4 points above" in threshold_sweep_summary(sweep, operating=0.2)
     assert len(threshold_sweep_summary(sweep).splitlines()) == 2  # no tau* line
     far = _threshold_sweep_frame([(0.6, 0.790, 2.30, 2.50)])
     assert threshold_sweep_summary(far).splitlines()[-1] == (
-        "- no threshold of the sweep stays within 1 point of the plain network on these images.")
+        "- no threshold of the sweep stays within 1 point of the final classifier on these images.")
     with pytest.raises(ValueError, match="not one of the sweep's thresholds"):
         threshold_sweep_summary(sweep, operating=0.45)
     with pytest.raises(ValueError, match="no rows"):
@@ -604,10 +604,17 @@ def test_cli_exits_benchmarks_the_network_without_the_other_heads(run_folder, fl
     assert "every exit" not in capsys.readouterr().err  # every exit kept: tau* applies
 
 
-@pytest.mark.parametrize(("policy", "argv", "threshold"), [("max_prob", ["--threshold", "0.7"], 0.7),
-                                                           ("patience", [], 2)])
-def test_cli_policy(run_folder, flower_folder, model, capsys, policy, argv, threshold):
+@pytest.mark.parametrize(("policy", "argv", "threshold", "seed"), [("max_prob", ["--threshold", "0.7"], 0.7, 0),
+                                                                   ("patience", [], 2, 1)])
+def test_cli_policy(tmp_path, spread_model, flower_folder, model, capsys, policy, argv, threshold, seed):
     """--policy: early exit leaves where the policy's reference (evaluation.evaluate_threshold) says."""
+    # the module's model (seed 0) for max_prob; for patience a network whose exits agree
+    # twice in a row on some of these images (the module's model's exits rarely do)
+    network = model if seed == 0 else spread_model(num_classes=5, seed=seed)
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    network.save(run_folder / "model.keras")
+    (run_folder / "config.json").write_text(json.dumps({"class_names": FLOWERS, "threshold": 0.6}))
     assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", "--policy", policy, *argv, *FAST]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
@@ -615,10 +622,9 @@ def test_cli_policy(run_folder, flower_folder, model, capsys, policy, argv, thre
     # without --threshold: the policy's default, since the model records only tau* (an entropy threshold)
     assert ("records no patience threshold" in captured.err) == (policy == "patience")
     images = data.load_folder(flower_folder, 32, progress=False)  # class folders in the model's order
-    logits, labels = collect_logits(model, data.make_dataset(images))
-    expected = evaluate_threshold(logits, labels, relative_costs(model), threshold, policy)
-    if policy == "max_prob":  # some images leave early, some do not (this model's exits rarely agree twice)
-        assert 0 < expected["exit_fractions"][-1] < 1
+    logits, labels = collect_logits(network, data.make_dataset(images))
+    expected = evaluate_threshold(logits, labels, relative_costs(network), threshold, policy)
+    assert 0 < expected["exit_fractions"][-1] < 1  # the premise: some images leave early, some do not
     np.testing.assert_allclose(out["early_exit"]["exit_fractions"], expected["exit_fractions"])
     assert out["variants"]["early_exit"]["accuracy"] == pytest.approx(expected["accuracy"])
     assert main([str(run_folder), "--data-dir", str(flower_folder), "--policy", policy, *argv, *FAST]) == 0
