@@ -193,33 +193,52 @@ def export_saved_model(
         class_names: class names in label order.
         out_dir: the SavedModel folder to create.
         default_threshold: stored in the export as ``default_threshold`` (a threshold of ``policy``).
-        overwrite: replace an existing ``out_dir``.
+        overwrite: replace an existing ``out_dir`` that holds an earlier export.
         policy: the exit rule of ``early_exit`` (``signature_names`` says which signatures it gets).
 
     Returns:
         ``out_dir`` as a ``Path``.
 
     Raises:
-        FileExistsError: ``out_dir`` exists and is not empty, and ``overwrite`` is false.
+        FileExistsError: ``out_dir`` exists and is not empty, and ``overwrite`` is false;
+            or ``overwrite`` is true but ``out_dir`` is not an earlier export (no
+            ``saved_model.pb``) or is, or holds, the working directory; or part of its
+            path is a file.
+        PermissionError: its parent folder is not writable.
         ValueError: the model is not a multi-exit model of ``helpers.models``.
     """
     from helpers.inference import EarlyExitEngine
 
     out_dir = Path(out_dir)
+    target = out_dir.resolve()  # "." or "a/.." have no name of their own to put beside
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} is a file; choose a folder name for the SavedModel")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists and is not empty; choose another folder or pass --overwrite")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} already exists and is not empty; choose another folder or pass --overwrite")
+        # --overwrite deletes the folder: only ever an earlier export, never the folder we work in
+        if not (out_dir / "saved_model.pb").is_file():
+            raise FileExistsError(f"{out_dir} is not empty and holds no SavedModel (no saved_model.pb); "
+                                  "--overwrite replaces only an earlier export: choose another folder")
+        cwd = Path.cwd().resolve()
+        if target == cwd or target in cwd.parents:
+            raise FileExistsError(f"{out_dir} is or holds the current working directory; "
+                                  "export from outside it, or choose another folder")
     engine = EarlyExitEngine(model, policy)
     module = EarlyExitModule(engine, class_names, engine.policy.check(default_threshold))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise FileExistsError(f"cannot create {out_dir}: part of its path is a file") from None
+    if not os.access(target.parent, os.W_OK):
+        raise PermissionError(f"cannot write in {target.parent}; choose a folder you may write to")
+    partial = target.parent / f".{target.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     try:
         tf.saved_model.save(module, str(partial), signatures=module.serving_signatures())
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(partial, out_dir)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(partial, target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return out_dir
@@ -238,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.export",
         description="Export a multi-exit model as a TensorFlow SavedModel with full, all_exits, "
-        "early_exit and early_exit_per_exit signatures (uint8 images in, preprocessing inside).",
+        "early_exit and (except for --policy patience) early_exit_per_exit signatures (uint8 images in, "
+        "preprocessing inside).",
     )
     parser.add_argument("model", metavar="MODEL", help="a .keras file, a run folder or a reference model name")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the SavedModel to")
@@ -252,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", default="entropy", choices=sorted(POLICIES),
                         help="exit rule of early_exit (default entropy); default_threshold is the model's threshold "
                         "for it (tau* for entropy)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in OUT_DIR (a folder holding anything else is never deleted)")
     args = parser.parse_args(argv)
     try:
         from helpers.inference import with_precision

@@ -252,3 +252,40 @@ def test_cli_policy_option(model, images, tmp_path, capsys, policy, threshold, p
         ts = [0.6, 0.0, 0.9, 0.75, 0.8]
         got = loaded.signatures["early_exit_per_exit"](images=tf.constant(images), thresholds=tf.constant(ts))
         assert_array_equal(got["exit"].numpy(), engine.predict(images, ts)["exit"])
+
+
+def test_overwrite_replaces_only_an_earlier_export(model, tmp_path, monkeypatch):
+    """--overwrite deletes OUT_DIR: never a folder that is not an export, never the working directory."""
+    notes = tmp_path / "thesis"
+    notes.mkdir()
+    (notes / "chapter1.txt").write_text("months of work")
+    with pytest.raises(FileExistsError, match="holds no SavedModel"):
+        export_saved_model(model, CLASS_NAMES, notes, overwrite=True)
+    assert (notes / "chapter1.txt").read_text() == "months of work"
+    # an earlier export, entered: "." is the working directory, and so is its parent's child
+    out = export_saved_model(model, CLASS_NAMES, tmp_path / "sm")
+    (out / "mine.txt").write_text("kept")
+    monkeypatch.chdir(out)
+    for name in (".", str(out), "../sm"):
+        with pytest.raises(FileExistsError, match="working directory"):
+            export_saved_model(model, CLASS_NAMES, name, overwrite=True)
+    monkeypatch.chdir(out / "variables")  # a folder inside it: its parent holds the working directory
+    with pytest.raises(FileExistsError, match="working directory"):
+        export_saved_model(model, CLASS_NAMES, "..", overwrite=True)
+    assert (out / "mine.txt").is_file() and (out / "saved_model.pb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm", "thesis"]  # no partial export left behind
+    # from elsewhere, the earlier export is replaced
+    monkeypatch.chdir(tmp_path)
+    export_saved_model(model, CLASS_NAMES, "sm", overwrite=True)
+    assert not (out / "mine.txt").exists() and (out / "saved_model.pb").is_file()
+
+
+def test_out_dir_under_a_file_or_in_an_unwritable_folder(model, tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(FileExistsError, match="part of its path is a file"):
+        export_saved_model(model, CLASS_NAMES, tmp_path / "a_file" / "sm")
+    # a read-only parent (faked: the tests may run as root, who writes anywhere)
+    monkeypatch.setattr("helpers.export.os.access", lambda path, mode: Path(path) != tmp_path / "locked")
+    (tmp_path / "locked").mkdir()
+    with pytest.raises(PermissionError, match=f"cannot write in {tmp_path / 'locked'}"):
+        export_saved_model(model, CLASS_NAMES, tmp_path / "locked" / "sm")
