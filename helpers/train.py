@@ -9,7 +9,8 @@ epoch) and ``model.keras``. While training, everything is written to
 start the same command again after an interruption (even ``kill -9``) and it
 resumes there. Only a run that finishes moves its files into place (by rename),
 so a crash or a failed run never leaves half a model behind and never replaces
-an earlier finished run.
+an earlier finished run. The same command on a finished run loads it; other settings,
+or data that gives another split, are refused unless ``overwrite`` (``--overwrite``).
 """
 
 from __future__ import annotations
@@ -236,13 +237,16 @@ def train(
 
     Returns:
         The finished run. If ``out_dir`` already holds a finished run of the same
-        configuration (and ``overwrite`` is false), it is loaded instead, unless its
+        configuration trained on the same split of the same data (and ``overwrite`` is
+        false), it is loaded instead, unless its
         frozen backbone is no longer the donor's (the donor was trained again since):
         then the heads train again on the new one.
 
     Raises:
-        ValueError: bad precision/strategy, ``out_dir`` holds a run of another
-            configuration, or the backbone was trained on another split or does not fit.
+        ValueError: bad precision/strategy; ``out_dir`` is a file, or holds a run
+            (finished or not) of another configuration, or a finished run trained on
+            another split, and ``overwrite`` is false; or the backbone was trained on
+            another split or does not fit.
     """
     exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
     if quick:
@@ -258,17 +262,35 @@ def train(
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} is a file; --out names the run's folder")
     work = out_dir / WORK_DIR
     wanted = _run_settings(exp, seed, precision, quick)
-    if _same_config(out_dir / "config.json", wanted, finished=True) and (out_dir / MODEL_FILE).exists():
-        if not overwrite:
-            run = load_run(out_dir)
-            changed = _changed_backbone(exp, run, backbone)
-            if changed is None:
-                print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
-                return run
-            print(f"the backbone {changed.path} has changed since {out_dir} trained its heads on it; training them again")
-            backbone = changed  # loaded once: the heads train on what was just compared
+    finished = _finished_config(out_dir)
+    resumable = (work / "backup").exists() and _same_config(work / "config.json", wanted)
+    if finished is not None and not overwrite and not resumable and not _same_config(out_dir / "config.json", wanted):
+        # (an unfinished run of the wanted configuration, started with overwrite, resumes as usual)
+        raise ValueError(
+            f"{out_dir} holds a finished run of another configuration ({finished.get('name')}, seed "
+            f"{finished.get('seed')}, {finished.get('experiment', {}).get('epochs')} epochs); choose another "
+            "output folder, or pass overwrite=True (--overwrite) to replace it"
+        )
+    if finished is not None and not overwrite and _same_config(out_dir / "config.json", wanted):
+        if splits is None:  # the data it would be trained on: is it the data the run was trained on?
+            splits = prepare_splits(exp, source, quick, npz=npz)
+        if finished.get("split_fingerprint") != splits.fingerprint():
+            raise ValueError(
+                f"{out_dir} holds a finished run of {exp.name} trained on another split of other data "
+                f"(split {finished.get('split_fingerprint')}, this data's is {splits.fingerprint()}); choose "
+                "another output folder, or pass overwrite=True (--overwrite) to train again on this data"
+            )
+        run = load_run(out_dir)
+        changed = _changed_backbone(exp, run, backbone)
+        if changed is None:
+            print(f"{out_dir} holds a finished run of {exp.name}; loading it (overwrite=True trains again)")
+            return run
+        print(f"the backbone {changed.path} has changed since {out_dir} trained its heads on it; training them again")
+        backbone = changed  # loaded once: the heads train on what was just compared
     if (work / "backup").exists() and not overwrite:
         if not _same_config(work / "config.json", wanted):
             raise ValueError(
@@ -292,6 +314,15 @@ def _run_settings(exp: Experiment, seed: int, precision: str, quick: bool) -> di
     """What makes two runs the same run, as ``config.json`` records it (tuples become lists, so that
     what ``train`` returns equals what it wrote)."""
     return json.loads(json.dumps({"experiment": exp.to_dict(), "seed": seed, "precision": precision, "quick": quick}))
+
+
+def _finished_config(out_dir: Path) -> dict | None:
+    """The config of the finished run in ``out_dir`` (its model saved), or None."""
+    path = out_dir / "config.json"
+    if not (path.is_file() and (out_dir / MODEL_FILE).exists()):
+        return None
+    config = json.loads(path.read_text())
+    return config if config.get("finished", False) else None
 
 
 def _same_config(path: Path, wanted: dict, finished: bool = False) -> bool:
@@ -479,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             strategy=args.strategy, verbose=1,
             overwrite=args.overwrite, backbone=args.backbone,
         )
-    except (ValueError, FileNotFoundError) as err:  # DataError is a ValueError
+    except (ValueError, OSError) as err:  # DataError is a ValueError; OSError: a folder we may not write to
         print(f"error: {err}", file=sys.stderr)
         return 2
     last = run.history.iloc[-1] if len(run.history) else {}

@@ -170,17 +170,21 @@ def test_interrupted_retraining_is_resumed_not_replaced_by_the_old_model(tmp_pat
     train.train(TINY_PLAIN, out, splits=splits, verbose=0, epochs=1)  # an older, finished run
     old_model = (out / train.MODEL_FILE).read_bytes()
     old_history = train.read_history(out)
-    # Train another configuration (2 epochs) into the same folder; it crashes after epoch 0.
+    # Another configuration (2 epochs) does not replace it unasked ...
+    with pytest.raises(ValueError, match="holds a finished run of another configuration"):
+        train.train(TINY_PLAIN, out, splits=splits, verbose=0)
+    assert (out / train.MODEL_FILE).read_bytes() == old_model
+    # ... and when asked, trains into the same folder; it crashes after epoch 0.
     with pytest.raises(Interrupted):
-        train.train(TINY_PLAIN, out, splits=splits, verbose=0, callbacks=[CrashAfterFirstEpoch()])
+        train.train(TINY_PLAIN, out, splits=splits, verbose=0, callbacks=[CrashAfterFirstEpoch()], overwrite=True)
     capsys.readouterr()
     # The failed run replaced nothing of the finished one.
     assert (out / train.MODEL_FILE).read_bytes() == old_model
     pd.testing.assert_frame_equal(train.read_history(out), old_history)
     assert json.loads((out / "config.json").read_text())["experiment"]["epochs"] == 1
 
-    run = train.train(TINY_PLAIN, out, splits=splits, verbose=0)  # the same command again
-    assert "holds a finished run" not in capsys.readouterr().out
+    run = train.train(TINY_PLAIN, out, splits=splits, verbose=0)  # resumed, without overwrite
+    assert "resuming the unfinished run" in capsys.readouterr().out
     assert run.config["experiment"]["epochs"] == 2
     assert run.history["epoch"].tolist() == [0, 1]
     assert json.loads((out / "config.json").read_text())["finished"] is True
@@ -308,6 +312,21 @@ def test_a_reworded_description_keeps_the_run_but_another_setting_does_not(finis
     assert train._same_config(config_file, wanted(reworded), finished=True)
     assert not train._same_config(config_file, wanted(dataclasses.replace(reworded, epochs=3)), finished=True)
     assert not train._same_config(config_file, wanted(dataclasses.replace(TINY, head_filters=64)), finished=True)
+
+
+def test_a_finished_run_is_not_loaded_for_other_data_nor_replaced_by_another_run(finished, splits, tmp_path):
+    model_file = finished.out_dir / train.MODEL_FILE
+    stamp = model_file.stat().st_mtime_ns
+    other = data.split_dataset(data.synthetic_images(12, 3, 32, seed=5), seed=0)
+    assert other.fingerprint() != splits.fingerprint()
+    with pytest.raises(ValueError, match="trained on another split of other data"):
+        train.train(TINY, finished.out_dir, splits=other, verbose=0)
+    with pytest.raises(ValueError, match=r"another configuration \(tiny-conv, seed 0, 2 epochs\)"):
+        train.train(TINY, finished.out_dir, splits=splits, verbose=0, seed=3)
+    assert model_file.stat().st_mtime_ns == stamp  # untouched
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(ValueError, match="notes.txt is a file"):
+        train.train(TINY, tmp_path / "notes.txt", splits=splits, verbose=0)
 
 
 def test_experiment_from_dict_refuses_unknown_settings():
