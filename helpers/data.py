@@ -298,12 +298,17 @@ def load_npz(
             array has the wrong dtype or shape (the message names it).
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; expected an .npz file with arrays {', '.join(NPZ_ARRAYS)} "
+                        "(a folder of images is read with --data-dir)")
     if not path.is_file():
         raise DataError(f"{path} does not exist; expected an .npz with arrays {', '.join(NPZ_ARRAYS)}")
     try:
         arrays = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise DataError(f"{path} is not a readable .npz file ({err})") from err
+    if not isinstance(arrays, np.lib.npyio.NpzFile):  # np.load also reads a single .npy array
+        raise DataError(f"{path} is a single array, not an .npz with arrays {', '.join(NPZ_ARRAYS)}")
     with arrays:
         missing = [k for k in NPZ_ARRAYS if k not in arrays.files]
         if missing:

@@ -169,11 +169,21 @@ def test_train_a_resnet_publish_it_and_evaluate_it_on_the_npz(cifar_npz, tmp_pat
 @pytest.mark.parametrize("contents, message", [
     (None, "does not exist"),
     ({"x_train": np.zeros((2, 32, 32, 3), np.uint8)}, "lacks array"),
+    ("folder", "is a folder; expected an .npz file"),
+    ("npy", "is a single array, not an .npz"),
+    ("text", "is not a readable .npz file"),
 ])
 def test_evaluate_npz_bad_input_is_one_line(tmp_path, tiny_model, contents, message, capsys):
     tiny_model.save(tmp_path / "model.keras")
     path = tmp_path / "bad.npz"
-    if contents is not None:
+    if contents == "folder":
+        path.mkdir()
+    elif contents == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros((2, 32, 32, 3), np.uint8))
+    elif contents == "text":
+        path.write_text("x_train, y_train, x_test, y_test\n")
+    elif contents is not None:
         np.savez(path, **contents)
     assert evaluate.main([str(tmp_path / "model.keras"), "--data-npz", str(path)]) == 2
     err = capsys.readouterr().err.strip()
