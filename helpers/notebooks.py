@@ -29,10 +29,15 @@ NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 
 def notebook_paths(prefixes: list[str] | None = None) -> list[Path]:
-    """The numbered notebooks, sorted; only those starting with one of ``prefixes`` if given."""
+    """The numbered notebooks, sorted; only those starting with one of ``prefixes`` if given.
+
+    A prefix may also be a notebook's path, as a shell completes it
+    (``notebooks/03_entropy_threshold_inference.ipynb``): its file name is the prefix.
+    """
     paths = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
     if prefixes:
-        paths = [p for p in paths if any(p.name.startswith(x) for x in prefixes)]
+        names = [Path(x).name for x in prefixes]
+        paths = [p for p in paths if any(p.name.startswith(x) for x in names)]
     return paths
 
 
@@ -156,7 +161,7 @@ def update_readme(timings: dict[str, float]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("prefixes", nargs="*", help="run only notebooks whose name starts with these, e.g. 03")
+    parser.add_argument("prefixes", nargs="*", help="run only notebooks whose name starts with these, e.g. 03 (a notebook's path works too)")
     parser.add_argument("--no-readme", action="store_true", help="do not update README's timings table")
     args = parser.parse_args(argv)
     paths = notebook_paths(args.prefixes)

@@ -113,6 +113,11 @@ def test_notebook_paths_are_numbered_and_sorted():
     assert [p.name[:2] for p in paths] == sorted(p.name[:2] for p in paths)
     assert all(p.name[:2].isdigit() for p in paths)
     assert notebooks.notebook_paths(["01"])[0].name.startswith("01_")
+    # a path as the shell completes it, relative or absolute
+    third = [p for p in paths if p.name.startswith("03_")]
+    assert notebooks.notebook_paths([f"notebooks/{third[0].name}"]) == third
+    assert notebooks.notebook_paths([str(third[0].resolve())]) == third
+    assert notebooks.notebook_paths(["notebooks/99_none.ipynb"]) == []
 
 
 def test_markdown_table():
