@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from pathlib import Path
 
 from helpers.paths import PROJECT_ROOT
@@ -129,6 +130,8 @@ def load(spec: str | os.PathLike) -> LoadedModel:
     import helpers.layers  # noqa: F401  (registers SpatialPyramidPooling)
 
     path = resolve(spec)
+    if Path(path).suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise ValueError(f"{path} is not a Keras model file: a .keras model is a zip archive, as model.save writes it")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as err:  # keras raises ValueError, OSError, zipfile errors ...

@@ -230,6 +230,13 @@ def test_load_without_metadata_names_classes_by_index(saved_model):
 def test_load_a_file_that_is_not_a_model(tmp_path):
     bogus = tmp_path / "model.keras"
     bogus.write_text("this is not a zip archive")
+    with pytest.raises(ValueError, match="is not a Keras model file: a .keras model is a zip archive") as err:
+        registry.load(tmp_path)
+    assert str(bogus) in str(err.value)
+    import zipfile
+
+    with zipfile.ZipFile(bogus, "w") as archive:  # a zip archive, but no model in it
+        archive.writestr("notes.txt", "hello")
     with pytest.raises(ValueError, match="is not a loadable Keras model") as err:
         registry.load(tmp_path)
     assert str(bogus) in str(err.value)
