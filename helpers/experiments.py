@@ -23,7 +23,7 @@ class Experiment:
         description: one line for listings.
         dataset: ``"flowers"`` or ``"cifar10"``.
         arch: backbone, ``"vgg11"`` (``helpers.models``) or ``"resnet18"`` (``helpers.resnet``).
-        head: exit head kind: ``"conv"`` or ``"pool"`` for VGG11, ``"avg"`` or ``"spp"``
+        head: exit head kind: ``"conv"``, ``"pool"`` or ``"strided"`` for VGG11, ``"avg"`` or ``"spp"``
             (the pooling) for ResNet18; ``None`` for the plain network.
         head_filters: VGG11 only: filters of a conv or strided head, before ``width`` scaling.
         exits_after: ResNet18 only: the stages followed by an early exit (VGG11 has one
@@ -41,7 +41,8 @@ class Experiment:
         image_size: side of the square input images.
         width: filter multiplier of the backbone.
         epochs: training epochs.
-        batch_size: global batch size (split across replicas under a strategy).
+        batch_size: batch size per replica (under a strategy with N replicas the global
+            batch is N times larger, ``helpers.train``).
         learning_rate: peak learning rate of the cosine schedule.
         weight_decay: weight decay of the optimizer.
         optimizer: ``"adamw"`` or ``"sgd"`` (Nesterov momentum 0.9).
