@@ -147,7 +147,7 @@ def load(spec: str | os.PathLike) -> LoadedModel:
 def trained_dir(name: str, runs_dir: str | os.PathLike) -> Path:
     """Where the trained model ``name`` is: a fresh run in ``runs_dir`` if it finished, else the reference model.
 
-    This is how notebooks 03 and 04 work without training: they fall back to the
+    This is how notebooks 03 to 06 work without training: they fall back to the
     reference models shipped in ``models/``. An alias (``aliases``) stands for the model it names.
 
     Raises:
