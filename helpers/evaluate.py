@@ -47,7 +47,9 @@ four targets (``helpers.report.target_checks``): the final exit at least
 exit at the threshold within ``TOLERANCE`` (one point) of the final exit and at a mean
 cost of at most ``--target-cost`` (default ``report.TARGET_COST``, 0.5), and the final
 exit no more than one point below the plain network. Its class names must be the
-model's, in the same order; that is checked before any image is read.
+model's, in the same order; that is checked before any image is read. A multi-exit
+network given as the baseline is accepted with a note on stderr: its final classifier
+stands in for the plain network.
 
 ``--budget B`` (instead of ``--threshold``) asks for a mean relative cost of at most
 B (0.5 = half of the plain network): the threshold is chosen on the *validation*
@@ -86,6 +88,7 @@ classifiers on the same images) and ``targets``: a list of ``{"target", "measure
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -219,7 +222,13 @@ def validation_logits(
     from helpers.train import prepare_splits
 
     exp = Experiment.from_dict(meta["experiment"])
-    splits = prepare_splits(exp, source, quick=bool(meta.get("quick", False)), progress=progress)
+    try:
+        # stdout carries the report (one JSON object with --json): tfds's download messages go to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            splits = prepare_splits(exp, source, quick=bool(meta.get("quick", False)), progress=progress)
+    except data_lib.DataError as err:
+        raise data_lib.DataError(f"rebuilding the training split for {purpose}: {err} (here: --source DATA, or "
+                                 "--val-dir DIR with the validation images)") from err
     if splits.fingerprint() != meta["split_fingerprint"] or splits.class_names != loaded.class_names:
         raise data_lib.DataError(
             f"the rebuilt split (fingerprint {splits.fingerprint()}) is not the one {loaded.path} was trained on "
@@ -335,6 +344,9 @@ def evaluate_model(
     logits, labels = collect_logits(model, data_lib.make_dataset(images, batch_size))
     if note:  # only once the images are known good, so that an input error stays one line
         print(note, file=sys.stderr)
+    if base is not None and len(base.model.outputs) > 1:
+        print(f"note: the baseline {baseline} is a multi-exit network, not a plain one: its final classifier "
+              "stands in for the plain network", file=sys.stderr)
     if thresholds is not None:
         at = evaluate_per_exit(logits, labels, costs, thresholds, policy_spec)
     else:

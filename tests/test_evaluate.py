@@ -398,11 +398,19 @@ def test_a_baseline_of_the_same_input_size_reuses_the_decoded_images(tmp_path, f
     assert evaluate.main([str(dirs["spread"]), "--data-dir", str(folder), "--baseline", str(dirs["plain32"]),
                           "--json"]) == 0
     assert len(decoded) == 1
-    base = json.loads(capsys.readouterr().out)["baseline"]
+    captured = capsys.readouterr()
+    assert "multi-exit" not in captured.err  # a plain baseline: no note
+    base = json.loads(captured.out)["baseline"]
     images = load_folder(folder, 32, progress=False, min_classes=1)
     right = collect_logits(plain, data.make_dataset(images))[0][:, -1].argmax(-1) == np.array([0, 2])[images.labels]
     assert base["final_accuracy"] == pytest.approx(right.mean())
     assert base["final_accuracy_interval"] == pytest.approx(list(accuracy_interval(right)))
+    # a multi-exit network given as the baseline is accepted, with a note on stderr (stdout stays JSON)
+    assert evaluate.main([str(dirs["plain32"]), "--data-dir", str(folder), "--baseline", str(dirs["spread"]),
+                          "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "is a multi-exit network, not a plain one" in captured.err
+    assert json.loads(captured.out)["baseline"]["model"] == str(dirs["spread"])
 
 
 def test_baseline_errors_are_one_line(model_dir, folder, plain_dir, tmp_path, capsys, monkeypatch):

@@ -90,6 +90,14 @@ def test_budget_from_the_rebuilt_split(tmp_path, saved, capsys):
     assert evaluate.main(args) == 2
     assert "not the one" in capsys.readouterr().err
 
+    # data that cannot be read: the error names the options of this command; stdout stays clean
+    missing = [str(run), "--data-dir", str(source), "--budget", "0.7", "--source", str(tmp_path / "nowhere"), "--json"]
+    assert evaluate.main(missing) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert captured.out == "" and len(err.splitlines()) == 1
+    assert "rebuilding the training split for --budget" in err and "--source DATA" in err and "nowhere" in err
+
 
 def test_budget_errors(saved, folders, capsys):
     folder, _, costs = saved
