@@ -998,16 +998,17 @@ def plot_threshold_sweep(sweep: pd.DataFrame, operating: float | None = None, to
     Args:
         sweep: a ``helpers.benchmark.threshold_sweep`` DataFrame.
         operating: tau*, marked on both panels when given.
-        tolerance: accuracy below the plain network that the right panel shades
+        tolerance: accuracy below the final classifier that the right panel shades
             (one point by default).
 
     Returns:
         The figure. Left: the measured speed-up of early exit over the plain network
         (solid) and the one the MACs of the exits taken predict (dashed), against the
         threshold. Right: accuracy against speed-up, measured (solid) and predicted
-        (dashed), with the plain network's accuracy (dotted) and the band within
-        ``tolerance`` of it shaded: where the measured curve leaves the band is the
-        fastest early exit that keeps the plain network's accuracy on these images.
+        (dashed), with the final classifier's accuracy (``full``: the same network
+        without its exit heads, dotted) and the band within ``tolerance`` of it
+        shaded: where the measured curve leaves the band is the fastest early exit
+        that keeps the final classifier's accuracy on these images.
     """
     if len(sweep) == 0:
         raise ValueError("the threshold sweep has no rows")
