@@ -483,7 +483,8 @@ def run_benchmark(
             prediction is the same either way.
 
     Returns:
-        A JSON-ready dict: settings (``policy``, the rule's name, ``threshold``, ``num_images``, ``batch_size``,
+        A JSON-ready dict: settings (``policy``, the rule's name, ``threshold``, ``num_images``, ``batch_size``
+        (the batch size run: at most ``num_images``),
         ``fold_batchnorm``, ``repeats``, ``latency_images``), ``exit_names``, ``relative_costs``,
         ``compute_dtypes``; the machine: ``cpu`` (``cpu_description``), ``threads``
         (``thread_settings``), ``load_average`` (``before`` and ``after``); ``variants`` (per variant: ``accuracy``,
@@ -520,6 +521,7 @@ def run_benchmark(
         "early_exit": lambda x: concrete["early_exit"](x, t),
     }
     n = len(images)
+    batch_size = min(batch_size, n)  # fewer images than a batch: the batch actually run is all of them
     batches = [(tf.convert_to_tensor(images[i:i + batch_size]),) for i in range(0, n, batch_size)]
     rng = np.random.default_rng(seed)
     lat_index = np.sort(rng.permutation(n)[: min(latency_images, n)])
@@ -898,7 +900,8 @@ def threshold_sweep(
 
     Returns:
         A pandas DataFrame indexed by ``threshold`` (ascending): ``accuracy`` of early
-        exit, ``full_accuracy`` (the plain network's, the same on every row),
+        exit, ``full_accuracy`` (the final classifier's, computed by ``full``: the same
+        on every row; not the accuracy of a separately trained plain network),
         ``drop_points`` (``100 * (full_accuracy - accuracy)``), ``early_exit_img_s`` and
         ``full_img_s`` (throughput), ``measured_speedup`` (their ratio),
         ``mean_relative_cost`` and ``predicted_speedup`` (of the exits taken, heads
@@ -1153,9 +1156,9 @@ def load_benchmark_data(data_dir: str | os.PathLike, image_size: int, split: str
     from helpers import data as data_lib
 
     if split == "all" and max_images is None:
-        return data_lib.load_folder(data_dir, image_size, progress=progress)
+        return data_lib.load_folder(data_dir, image_size, progress=progress, min_classes=1)
     root = Path(data_dir)
-    files, labels, class_names = data_lib.find_image_files(root)
+    files, labels, class_names = data_lib.find_image_files(root, min_classes=1)  # a subset of classes is fine
     ids = [str(p.relative_to(root)) for p in files]
     keep = np.arange(len(files))
     if split == "test":

@@ -28,6 +28,7 @@ from helpers.benchmark import (
     engine_overhead_table,
     format_report,
     main,
+    percentile_summary,
     relative_times_table,
     run_benchmark,
     run_benchmark_with_threads,
@@ -66,6 +67,14 @@ def result(model, sample) -> dict:
                          latency_images=6, progress=False)
 
 
+def test_percentile_summary_by_hand():
+    # 1..20 ms: median 10.5, mean 10.5, 95th percentile (linear) 19 + 0.05 * (20 - 19) = 19.05
+    seconds = np.arange(20, 0, -1) / 1e3  # order does not matter
+    assert percentile_summary(seconds) == pytest.approx({"median_ms": 10.5, "p95_ms": 19.05, "mean_ms": 10.5})
+    skewed = percentile_summary(np.array([1, 1, 1, 1, 96]) / 1e3)  # one slow call: the mean moves, the median not
+    assert skewed["median_ms"] == pytest.approx(1.0) and skewed["mean_ms"] == pytest.approx(20.0)
+
+
 def test_speedup_report_arithmetic():
     r = speedup_report(np.array([1, 1, 2, 3]), [0.2, 0.5, 1.1], measured=1.5)
     assert r["mean_relative_cost"] == pytest.approx((0.2 + 0.2 + 0.5 + 1.1) / 4)
@@ -94,7 +103,7 @@ def test_result_structure(result, model):
     assert result["exit_names"] == models.output_names(model)
     assert result["relative_costs"] == pytest.approx(relative_costs(model))
     assert sum(result["early_exit"]["exit_fractions"]) == pytest.approx(1.0)
-    assert result["num_images"] == 40 and result["latency_images"] == 6
+    assert result["num_images"] == 40 and result["latency_images"] == 6 and result["batch_size"] == 16
     names = models.output_names(model)
     for key, batch in (("batched", 16), ("batch1", 1)):
         st = result["stage_times"][key]
@@ -205,6 +214,24 @@ def test_cli_json(run_folder, flower_folder, capsys):
     assert out["fold_batchnorm"] is True
     assert out["model"] == str(run_folder) and out["split"] == "all"  # the settings the README names
     assert out["data_dir"] == str(flower_folder) and Path(out["model_path"]).is_file()
+    assert out["batch_size"] == 8 and out["stage_times"]["batched"]["batch_size"] == 8
+    # a batch size larger than the images: the batch actually run, all 20, is what is reported
+    assert main([str(run_folder), "--data-dir", str(flower_folder), "--json", *FAST, "--batch-size", "64"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["batch_size"] == 20 and out["stage_times"]["batched"]["batch_size"] == 20
+
+
+def test_cli_a_folder_of_one_class(run_folder, make_image_folder, tmp_path, model, capsys):
+    """A folder holding some of the model's classes, even one, is benchmarked (as evaluate accepts it)."""
+    roses = make_image_folder(tmp_path / "roses_only", class_names=("roses",), per_class=4, image_size=32)
+    images = data.load_folder(roses, 32, progress=False, min_classes=1)
+    expected = float(np.mean(collect_logits(model, data.make_dataset(images))[0][:, -1].argmax(-1) == 2))
+    for extra, n in (([], 4), (["--max-images", "3"], 3)):  # every image, and a sample of them
+        assert main([str(run_folder), "--data-dir", str(roses), "--json", *FAST, *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["num_images"] == n
+        if n == 4:
+            assert out["variants"]["full"]["accuracy"] == pytest.approx(expected)  # labelled "roses", class 2
 
 
 def test_cli_no_fold_runs_the_model_as_it_is(run_folder, flower_folder, capsys):
@@ -400,15 +427,15 @@ def test_threshold_sweep_summary_reads_the_rows():
     assert threshold_sweep_summary(sweep, operating=0.4).splitlines() == [
         "- efficiency (measured / predicted speed-up) 0.87 to 0.92 over 4 thresholds from 0.2 to 0.6.",
         "- at tau* = 0.4 (chosen on validation): measured speed-up 1.80, predicted 2.00, accuracy 0.4 points "
-        "below the final classifier's.",
-        "- within 1 point of the final classifier on these same images, the highest measured speed-up is 1.95, at "
+        "below the plain network's.",
+        "- within 1 point of the plain network on these same images, the highest measured speed-up is 1.95, at "
         "0.5 (predicted 2.20): a threshold picked on the images it is scored on, not an operating point.",
     ]
     assert "0.4 points above" in threshold_sweep_summary(sweep, operating=0.2)
     assert len(threshold_sweep_summary(sweep).splitlines()) == 2  # no tau* line
     far = _threshold_sweep_frame([(0.6, 0.790, 2.30, 2.50)])
     assert threshold_sweep_summary(far).splitlines()[-1] == (
-        "- no threshold of the sweep stays within 1 point of the final classifier on these images.")
+        "- no threshold of the sweep stays within 1 point of the plain network on these images.")
     with pytest.raises(ValueError, match="not one of the sweep's thresholds"):
         threshold_sweep_summary(sweep, operating=0.45)
     with pytest.raises(ValueError, match="no rows"):

@@ -12,6 +12,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from helpers import data, evaluate, evaluation, experiments, registry, train
+from helpers.layers import SpatialPyramidPooling
 
 
 def _write_npz(path, n_train_per_class=6, n_test_per_class=2, size=32, classes=10):
@@ -104,7 +105,10 @@ def test_the_five_cifar_experiments():
     assert two.loss_weights == (0.3, 0.7) and three.loss_weights == (0.2, 0.3, 0.5)
     model = dataclasses.replace(three, width=0.125).build_model(10)
     assert model.output_names == ["exit_1", "exit_2", "final"]
-    assert model.get_layer("exit_1").get_layer("spp") is not None
+    spp = model.get_layer("exit_1").get_layer("spp")  # get_layer raises for a missing name
+    assert isinstance(spp, SpatialPyramidPooling) and spp.levels == (1, 2, 4)
+    avg = dataclasses.replace(two, width=0.125).build_model(10)
+    assert not any(isinstance(layer, SpatialPyramidPooling) for layer in avg.get_layer("exit_1").layers)
 
 
 def test_train_a_resnet_publish_it_and_evaluate_it_on_the_npz(cifar_npz, tmp_path, monkeypatch, capsys):
