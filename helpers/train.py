@@ -267,15 +267,16 @@ def train(
     work = out_dir / WORK_DIR
     wanted = _run_settings(exp, seed, precision, quick)
     finished = _finished_config(out_dir)
+    same = finished is not None and _same_config(out_dir / "config.json", wanted)
     resumable = (work / "backup").exists() and _same_config(work / "config.json", wanted)
-    if finished is not None and not overwrite and not resumable and not _same_config(out_dir / "config.json", wanted):
+    if finished is not None and not same and not overwrite and not resumable:
         # (an unfinished run of the wanted configuration, started with overwrite, resumes as usual)
         raise ValueError(
             f"{out_dir} holds a finished run of another configuration ({finished.get('name')}, seed "
             f"{finished.get('seed')}, {finished.get('experiment', {}).get('epochs')} epochs); choose another "
             "output folder, or pass overwrite=True (--overwrite) to replace it"
         )
-    if finished is not None and not overwrite and _same_config(out_dir / "config.json", wanted):
+    if same and not overwrite:
         if splits is None:  # the data it would be trained on: is it the data the run was trained on?
             splits = prepare_splits(exp, source, quick, npz=npz)
         if finished.get("split_fingerprint") != splits.fingerprint():
