@@ -302,7 +302,9 @@ def test_results_come_back_in_input_order(engine, images):
         shuffled = engine.predict(images[order], t, batch_size=len(images))
         for key in ("label", "exit"):
             assert_array_equal(shuffled[key], out[key][order])
-        assert_allclose(shuffled["probabilities"], out["probabilities"][order], rtol=1e-6, atol=1e-7)
+        # float32 rounding depends on where an image sits in its sub-batch (seen up to 3e-6
+        # relative in CI); a mixed-up row would differ by far more
+        assert_allclose(shuffled["probabilities"], out["probabilities"][order], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("keep", [[2, 4], ["exit_1", "exit_5"], [3]])
